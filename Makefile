@@ -1,0 +1,46 @@
+# The two commands of the README: `make book` and `make test` (plus `make check-site` for CI).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+JB := $(VENV)/bin/jupyter-book
+CHROMIUM ?= /usr/bin/chromium
+
+.PHONY: book test check-site vendor clean venv-book venv-test
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+# One stamp per extra, redone when pyproject.toml changes.
+$(VENV)/.installed-%: pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e ".[$*]"
+	touch $@
+
+venv-book: $(VENV)/.installed-book
+venv-test: $(VENV)/.installed-test
+
+vendor: $(VENV)/.installed-book
+	$(PY) scripts/vendor_web_assets.py _vendor
+
+# Clean build with execution: stale cached outputs can never be published; -W turns any notebook
+# error or Sphinx warning into a failure. Progress bars are for interactive use, not the book.
+book: $(VENV)/.installed-book vendor
+	$(JB) clean --all .
+	TQDM_DISABLE=1 PATH="$(abspath $(VENV))/bin:$$PATH" $(JB) build -W -n --keep-going .
+	@echo "Book: _build/html/index.html"
+
+test: $(VENV)/.installed-test
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m pytest
+
+$(CHROMIUM):
+	@echo "Installing Debian's chromium for the site check"
+	if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null
+
+check-site: $(VENV)/.installed-book $(CHROMIUM)
+	@test -f _build/html/index.html || { echo "no built book: run make book first"; exit 1; }
+	$(PY) scripts/check_site.py _build/html --chromium $(CHROMIUM) --screenshots _build/site-check
+
+clean:
+	rm -rf _build outputs .pytest_cache

