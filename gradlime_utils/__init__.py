@@ -4,16 +4,22 @@ Chapters import from here; each concept lives in its own module.
 """
 from .cache import atomic_torch_save, cache_dir, config_key, load_checkpoint
 from .datasets import DATASET_NAMES, BinaryDataset, load_binary_dataset, mnist_arrays
+from .gradcam import GradCamResult, gradcam
 from .images import SAMPLE_IMAGES, load_image
 from .models import MODEL_NAMES, ModelBundle, imagenet_class_names, load_model
+from .neighborhood import SEGMENTATIONS, Neighborhood, sample_neighborhood, segment_image
 from .runtime import (DEVICES, PROFILES, by_profile, check_profile, environment_report, resolve_device,
                       set_seed)
+from .surrogate import MODES, SurrogateExplanation, explain_gradlime, explain_lime, superpixel_activation
+from .widgets import slider_figure
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "BinaryDataset", "DATASET_NAMES", "DEVICES", "MODEL_NAMES", "ModelBundle", "PROFILES", "SAMPLE_IMAGES",
+    "BinaryDataset", "DATASET_NAMES", "DEVICES", "GradCamResult", "MODEL_NAMES", "MODES", "ModelBundle",
+    "Neighborhood", "PROFILES", "SAMPLE_IMAGES", "SEGMENTATIONS", "SurrogateExplanation",
     "atomic_torch_save", "by_profile", "cache_dir", "check_profile", "config_key", "environment_report",
-    "imagenet_class_names", "load_binary_dataset", "load_checkpoint", "load_image", "load_model",
-    "mnist_arrays", "resolve_device", "set_seed",
+    "explain_gradlime", "explain_lime", "gradcam", "imagenet_class_names", "load_binary_dataset",
+    "load_checkpoint", "load_image", "load_model", "mnist_arrays", "resolve_device", "sample_neighborhood",
+    "segment_image", "set_seed", "slider_figure", "superpixel_activation",
 ]
