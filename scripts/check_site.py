@@ -51,6 +51,34 @@ def pages(root: Path) -> list[Path]:
     return sorted(p for p in root.rglob("*.html") if not SKIP_DIRS.intersection(p.relative_to(root).parts))
 
 
+VISIBLE_WIDGET_IMAGES = """() => [...document.querySelectorAll('img.widget-image, .widget-image img, .jupyter-widgets img')]
+    .filter(i => i.offsetParent !== null && i.getBoundingClientRect().width > 0).map(i => i.src)"""
+
+
+def check_sliders(page) -> tuple[list[str], int]:
+    """Move every widget slider one step with the keyboard; the figure it drives must change.
+
+    This is what a reader of the static book does, with no Python kernel behind the page.
+    """
+    problems = []
+    handles = page.locator(".widget-slider .noUi-handle, .jupyter-widgets .noUi-handle")
+    for i in range(handles.count()):
+        handle = handles.nth(i)
+        handle.scroll_into_view_if_needed()
+        before = page.evaluate(VISIBLE_WIDGET_IMAGES)
+        now = handle.get_attribute("aria-valuenow")
+        at_max = now is not None and now == handle.get_attribute("aria-valuemax")
+        handle.focus()
+        page.keyboard.press("ArrowLeft" if at_max else "ArrowRight")
+        page.wait_for_timeout(300)
+        after = page.evaluate(VISIBLE_WIDGET_IMAGES)
+        if not before:
+            problems.append(f"slider {i}: no widget image visible next to it")
+        elif before == after:
+            problems.append(f"slider {i}: moving it did not change the displayed figure")
+    return problems, handles.count()
+
+
 def check_page(browser, base: str, rel: str, shot: Path | None) -> list[str]:
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     problems: list[str] = []
@@ -81,11 +109,13 @@ def check_page(browser, base: str, rel: str, shot: Path | None) -> list[str]:
         problems.append("math present but MathJax rendered nothing")
     if info["widgetViews"] and not info["widgetsRendered"]:
         problems.append(f"{info['widgetViews']} widget view(s) embedded but none rendered")
+    slider_problems, moved = check_sliders(page)
+    problems += slider_problems
     if shot is not None:
         shot.parent.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(shot), full_page=True)
     page.close()
-    return problems
+    return problems, moved
 
 
 def main(argv=None) -> int:
@@ -108,8 +138,8 @@ def main(argv=None) -> int:
             for path in all_pages:
                 rel = path.relative_to(args.html_dir).as_posix()
                 shot = args.screenshots / (rel.replace("/", "__")[:-5] + ".png") if args.screenshots else None
-                problems = check_page(browser, base, rel, shot)
-                print(f"{'FAIL' if problems else 'ok  '} {rel}")
+                problems, moved = check_page(browser, base, rel, shot)
+                print(f"{'FAIL' if problems else 'ok  '} {rel}" + (f" ({moved} sliders moved)" if moved else ""))
                 for p in problems:
                     print(f"       {p}")
                 failures += bool(problems)

@@ -15,6 +15,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
+COMPAT_VERSION = 2  # bump when BOOK_COMPAT or REQUIRE_CONFIG change, so the stamp forces a refresh
 PACKAGES = {
     "mathjax": "3.2.2",
     "requirejs": "2.3.8",
@@ -41,9 +42,34 @@ REQUIRE_CONFIG = """\
 })();
 """
 
-# The book theme replaces <i> icons through Font Awesome's mutation observer, which breaks
-# widgets that render icons (Play, buttons); switch the observer off.
-FONTAWESOME_CONFIG = "window.FontAwesomeConfig = Object.assign({}, window.FontAwesomeConfig, {observeMutations: false});\n"
+# Loaded by every page before MathJax and the widget manager (html_js_files).
+# 1. The book theme replaces <i> icons through Font Awesome's mutation observer, which breaks widgets
+#    that render icons (Play, buttons): switch the observer off.
+# 2. html-manager 1.0.15 typesets widget labels with MathJax 2's `MathJax.Hub.Queue`; the book loads
+#    MathJax 3, which has no Hub, so every labelled widget threw "reading 'Queue'". Give whatever object
+#    becomes window.MathJax a Hub.Queue that forwards "Typeset" jobs to MathJax 3's typesetPromise.
+BOOK_COMPAT = """\
+window.FontAwesomeConfig = Object.assign({}, window.FontAwesomeConfig, {observeMutations: false});
+(function () {
+  function withHub(mj) {
+    if (mj && typeof mj === "object" && !mj.Hub) {
+      mj.Hub = {Queue: function () {
+        for (var i = 0; i < arguments.length; i++) {
+          var job = arguments[i];
+          var mj3 = window.MathJax;
+          if (Array.isArray(job) && job[0] === "Typeset" && mj3 && mj3.typesetPromise) {
+            mj3.typesetPromise(job[2] ? [job[2]] : undefined).catch(function () {});
+          }
+        }
+      }};
+    }
+    return mj;
+  }
+  var current = withHub(window.MathJax);
+  Object.defineProperty(window, "MathJax", {configurable: true, enumerable: true,
+    get: function () { return current; }, set: function (value) { current = withHub(value); }});
+})();
+"""
 
 
 def _unpack(spec: str, workdir: Path) -> Path:
@@ -57,7 +83,7 @@ def _unpack(spec: str, workdir: Path) -> Path:
 
 def vendor(target: Path) -> None:
     stamp = target / "VERSIONS"
-    wanted = json.dumps(PACKAGES, sort_keys=True)
+    wanted = json.dumps({**PACKAGES, "compat": COMPAT_VERSION}, sort_keys=True)
     if stamp.is_file() and stamp.read_text() == wanted:
         print(f"{target}: vendored assets up to date")
         return
@@ -81,7 +107,7 @@ def vendor(target: Path) -> None:
             if f.suffix in {".woff2", ".woff", ".ttf", ".eot", ".svg"} or f.name in {"embed-amd.js", "embed.js.LICENSE.txt"}:
                 shutil.copy(f, target / "widgets" / f.name)
     (target / "widgets" / "require-config.js").write_text(REQUIRE_CONFIG)
-    (target / "fontawesome-config.js").write_text(FONTAWESOME_CONFIG)
+    (target / "book-compat.js").write_text(BOOK_COMPAT)
     stamp.write_text(wanted)
     size = sum(f.stat().st_size for f in target.rglob("*") if f.is_file())
     print(f"{target}: vendored {', '.join(f'{k}@{v}' for k, v in PACKAGES.items())} ({size / 1e6:.1f} MB)")

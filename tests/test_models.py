@@ -141,3 +141,18 @@ def test_mnist_cnn_is_cached_and_a_corrupt_cache_is_retrained(mnist_bundle):
     retrained = gu.load_model("mnist_cnn", device="cpu", progress=False)
     assert retrained.info["cached"] is False
     assert retrained.info["test_accuracy"] == pytest.approx(mnist_bundle.info["test_accuracy"])
+
+
+@pytest.mark.parametrize("arch", ["googlenet", "mobilenet_v2"])
+def test_other_torchvision_models_load_their_checkpoint_format(arch, empty_torch_home):
+    from gradlime_utils.models import _torchvision_spec
+
+    builder, weights, layers = _torchvision_spec()[arch]
+    torch.manual_seed(0)
+    path = gm.torchvision_weights_path(weights)
+    path.parent.mkdir(parents=True)
+    torch.save(builder(weights=None).state_dict(), path)  # same keys as torchvision's ImageNet file
+    bundle = gu.load_model(arch, device="cpu", download=False)
+    assert bundle.cam_layers == layers and bundle.num_classes == 1000
+    proba = bundle.predict_proba(gu.load_image("chelsea")[None])
+    assert proba.shape == (1, 1000) and np.isclose(proba.sum(), 1, atol=1e-5)

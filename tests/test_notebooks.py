@@ -9,6 +9,9 @@ NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.i
 # Files each chapter must write to output_dir in the smoke profile.
 EXPECTED_OUTPUTS = {
     "00_setup_and_models": ["sample_predictions.png", "sample_predictions.pdf", "mnist_pair.png", "summary.json"],
+    "02_gradlime": ["G-1_framework.png", "G-2_black_boxes.png", "G-3_layers.png", "G-4_feature_weights.png",
+                    "gradlime_results.json"],
+    "01_lime": ["L-1_lime_explanation.png", "L-1_lime_explanation.pdf", "lime_stability.csv", "lime_explanation.json"],
 }
 
 

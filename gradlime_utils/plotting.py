@@ -1,0 +1,41 @@
+"""Small drawing helpers the chapters share (each draws on a given matplotlib Axes)."""
+from __future__ import annotations
+
+import numpy as np
+from skimage.segmentation import mark_boundaries
+
+from .surrogate import SurrogateExplanation
+
+
+def show_segments(ax, image: np.ndarray, segments: np.ndarray, title: str | None = None) -> None:
+    ax.imshow(mark_boundaries(image, segments, color=(1, 1, 0)))
+    ax.set_title(title or f"{segments.max() + 1} superpixels", fontsize=9)
+    ax.set_axis_off()
+
+
+def show_explanation(ax, explanation: SurrogateExplanation, image: np.ndarray, num_features: int = 5,
+                     positive_only: bool = False, hide_rest: bool = False, title: str | None = None) -> None:
+    """lime's two standard views: top positive superpixels on black (``hide_rest``), or green/red tints."""
+    if hide_rest:
+        mask = explanation.mask(num_features, positive_only=True)
+        shown = np.where((mask == 1)[..., None], image, 0)
+        ax.imshow(mark_boundaries(shown / 255.0, mask == 1))
+    else:
+        ax.imshow(explanation.overlay(image, num_features, positive_only=positive_only))
+    ax.set_title(title or f"{explanation.mode} (top {num_features})", fontsize=9)
+    ax.set_axis_off()
+
+
+def show_heatmap(ax, image: np.ndarray, heatmap: np.ndarray, title: str = "", alpha: float = 0.5,
+                 cmap: str = "jet") -> None:
+    ax.imshow(image)
+    ax.imshow(heatmap, cmap=cmap, alpha=alpha)
+    ax.set_title(title, fontsize=9)
+    ax.set_axis_off()
+
+
+def show_activation(ax, activation: np.ndarray, segments: np.ndarray, title: str = "") -> None:
+    """A per-superpixel vector painted onto its superpixels."""
+    ax.imshow(np.asarray(activation)[segments], cmap="magma", vmin=0, vmax=max(1e-12, float(np.max(activation))))
+    ax.set_title(title, fontsize=9)
+    ax.set_axis_off()
