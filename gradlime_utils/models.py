@@ -22,9 +22,9 @@ LITE_MEAN, LITE_STD = (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)
 TORCHVISION_MODELS = ("resnet18", "vgg16", "mobilenet_v2", "densenet121", "googlenet", "alexnet", "squeezenet1_1")
 MODEL_NAMES = ("efficientnet_lite0", *TORCHVISION_MODELS, "mnist_cnn")
 
-# Measured on 2 CPU cores with EfficientNet-Lite0 at 224 px: per-image time is lowest at batch
-# 8-16 (activations stay in cache) and about 3x higher at 64; a GPU wants large batches.
-CPU_BATCH_SIZE, GPU_BATCH_SIZE = 16, 256
+# Measured on 2 CPU cores with EfficientNet-Lite0 at 224 px (bench/bench_lime.py): 12.4 ms per image
+# at batch 8, 18.9 at 16, 27.2 at 64 (activations of small batches stay in cache); a GPU wants large batches.
+CPU_BATCH_SIZE, GPU_BATCH_SIZE = 8, 256
 
 
 def imagenet_class_names() -> list[str]:

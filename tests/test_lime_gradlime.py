@@ -45,7 +45,7 @@ def test_explain_lime_equals_the_lime_package(lite0):
     # lime 0.2.0.1 with an explicit random_state and random_seed, as the book pairs its comparisons
     ref = LimeImageExplainer(random_state=11).explain_instance(
         image, lite0.predict_proba, labels=(label,), top_labels=None, hide_color=0, num_samples=40,
-        random_seed=11, batch_size=16)
+        random_seed=11, batch_size=lite0.batch_size)
     np.testing.assert_array_equal(ref.segments, nb.segments)
     ref_w = np.zeros(nb.num_superpixels)
     for j, w in ref.local_exp[label]:
@@ -186,3 +186,15 @@ def test_bad_inputs(mnist_bundle, digit, mnist_nb):
         gu.explain_lime(mnist_nb, 1, num_features=0)
     with pytest.raises(ValueError, match="cell_size"):
         gu.segment_image(digit, "grid", cell_size=0)
+
+
+@pytest.mark.parametrize("hide_color", [0, None])
+def test_neighborhood_is_bit_for_bit_lime_data_labels(mnist_bundle, digit, hide_color):
+    from lime.lime_image import LimeImageExplainer
+
+    nb = gu.sample_neighborhood(mnist_bundle, digit, num_samples=57, seed=9, segmentation="grid", cell_size=7,
+                                hide_color=hide_color, batch_size=10)
+    data, labels = LimeImageExplainer(random_state=9).data_labels(
+        digit, nb.fudged_image, nb.segments, mnist_bundle.predict_proba, 57, batch_size=10)
+    np.testing.assert_array_equal(nb.data, data)
+    np.testing.assert_array_equal(nb.predictions, labels)

@@ -1,0 +1,75 @@
+"""Gradient attributions through captum, selectable by name, with a guard against silent fall-backs."""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import nn
+
+# name -> (captum class, attribute() keyword arguments)
+ATTRIBUTION_METHODS = ("saliency", "deconvolution", "gradient_x_input", "guided_backprop", "integrated_gradients")
+SHORT_NAMES = {"saliency": "S", "deconvolution": "D", "gradient_x_input": "GxI", "guided_backprop": "GB",
+               "integrated_gradients": "IG"}
+_RELU_REWRITING = {"deconvolution", "guided_backprop"}
+
+
+def _captum(method: str) -> tuple[Callable, dict]:
+    from captum.attr import Deconvolution, GuidedBackprop, InputXGradient, IntegratedGradients, Saliency
+
+    return {
+        "saliency": (Saliency, {"abs": True}),
+        "deconvolution": (Deconvolution, {}),
+        "gradient_x_input": (InputXGradient, {}),
+        "guided_backprop": (GuidedBackprop, {}),
+        "integrated_gradients": (IntegratedGradients, {"n_steps": 50, "method": "riemann_trapezoid"}),
+    }[method]
+
+
+def check_method(method: str) -> str:
+    if method not in ATTRIBUTION_METHODS:
+        raise ValueError(f"method must be one of {ATTRIBUTION_METHODS}, got {method!r}")
+    return method
+
+
+def check_relu_modules(model: nn.Module, method: str) -> None:
+    """Refuse Guided Backprop / Deconvolution on a model without ``nn.ReLU`` modules.
+
+    captum implements both by hooking ``nn.ReLU`` modules; activations written as ``F.relu`` (or other
+    modules such as ``nn.ReLU6``) are left alone, and the result silently equals the plain gradient.
+    """
+    if method in _RELU_REWRITING and not any(isinstance(m, nn.ReLU) for m in model.modules()):
+        raise ValueError(f"{method} needs nn.ReLU modules, and {type(model).__name__} has none (functional or "
+                         f"other activations): captum would silently return plain gradients")
+
+
+def attribute(model: nn.Module, inputs: torch.Tensor, targets, method: str) -> torch.Tensor:
+    """Raw attributions (same shape as ``inputs``) of each row's target output (a logit)."""
+    check_method(method)
+    check_relu_modules(model, method)
+    cls, kwargs = _captum(method)
+    was_training = model.training
+    model.eval()
+    inputs = inputs.detach().clone().requires_grad_(True)
+    if not isinstance(targets, int):
+        targets = torch.as_tensor(targets, device=inputs.device).long()
+    try:
+        result = cls(model).attribute(inputs, target=targets, **kwargs).detach()
+        if method in _RELU_REWRITING:
+            plain = _plain_gradient(model, inputs, targets)
+            if torch.allclose(result, plain, atol=1e-7, rtol=1e-5) and result.abs().sum() > 0:
+                raise ValueError(f"{method} returned exactly the plain gradient on {type(model).__name__}: its "
+                                 f"ReLUs are probably functional, so captum's rule was not applied")
+    finally:
+        model.train(was_training)
+    return result
+
+
+def _plain_gradient(model: nn.Module, inputs: torch.Tensor, targets) -> torch.Tensor:
+    from captum.attr import Saliency
+
+    return Saliency(model).attribute(inputs, target=targets, abs=False).detach()
+
+
+def attribution_maps(model: nn.Module, inputs: torch.Tensor, targets, method: str) -> torch.Tensor:
+    """2-D importance maps E = sum over channels of |attribution| (N×H×W)."""
+    return attribute(model, inputs, targets, method).abs().sum(dim=1)

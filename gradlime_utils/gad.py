@@ -1,0 +1,249 @@
+"""GAD, Gradient Artificial Distancing (Mazini Rodrigues, Boutry, Najman 2024).
+
+Step 1: push the two classes' logits apart by alpha (:func:`distanced_targets`).
+Step 2: fine-tune a copy of the classifier per alpha to regress those logits (:func:`train_support_models`).
+Step 3: keep only the attribution that every model agrees on (:func:`gad_map`).
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from .attributions import attribution_maps, check_method
+from .cache import atomic_torch_save, cache_dir, config_key, load_checkpoint
+from .models import ModelBundle
+
+COMBINE_RULES = ("min", "intersection")
+
+
+def distanced_targets(logits, labels, alpha: float) -> np.ndarray:
+    """Step 1: each image's *other*-class logit lowered by ``alpha``; its own class logit unchanged."""
+    logits = np.asarray(logits, dtype=np.float64)
+    labels = np.asarray(labels)
+    if logits.ndim != 2 or logits.shape[1] != 2:
+        raise ValueError(f"logits must be an N×2 array, got shape {logits.shape}")
+    if labels.shape != (logits.shape[0],):
+        raise ValueError(f"labels must have shape ({logits.shape[0]},), got {labels.shape}")
+    if not np.isin(labels, (0, 1)).all():
+        raise ValueError("labels must be 0 or 1")
+    if not np.isfinite(alpha) or alpha < 0:
+        raise ValueError(f"alpha must be a non-negative number, got {alpha!r}")
+    targets = logits.copy()
+    rows = np.arange(len(labels))
+    targets[rows, 1 - labels] -= alpha
+    return targets
+
+
+def check_alpha_schedule(alphas: Sequence[float]) -> tuple[float, ...]:
+    alphas = tuple(float(a) for a in alphas)
+    if not alphas:
+        raise ValueError("the alpha schedule is empty")
+    if any(a <= 0 for a in alphas):
+        raise ValueError(f"alphas must be positive (alpha = 0 is the original model), got {alphas}")
+    if any(b <= a for a, b in zip(alphas, alphas[1:])):
+        raise ValueError(f"the alpha schedule must be strictly increasing, got {alphas}")
+    return alphas
+
+
+@dataclass
+class SupportReport:
+    """How well one support model fitted its distanced targets, and whether the logits moved apart."""
+
+    alpha: float
+    mse_before: float  # original model vs the distanced targets (= alpha^2 / 2 by construction)
+    mse_after: float
+    margin_before: float  # mean over training images of z_true - z_other, original model
+    margin_after: float
+    loaded_from_cache: bool
+
+    @property
+    def distancing(self) -> float:
+        """How much the mean margin grew; the targets ask for ``alpha``."""
+        return self.margin_after - self.margin_before
+
+
+@dataclass
+class SupportModels:
+    """The original classifier (alpha = 0) and its support regression networks."""
+
+    bundle: ModelBundle
+    models: dict[float, nn.Module]
+    reports: list[SupportReport] = field(default_factory=list)
+
+    @property
+    def alphas(self) -> list[float]:
+        return sorted(self.models)
+
+    def subset(self, alphas: Sequence[float]) -> "SupportModels":
+        """Only the models of ``alphas`` (the original, alpha = 0, is always kept)."""
+        missing = [a for a in alphas if float(a) not in self.models]
+        if missing:
+            raise ValueError(f"no support model for alpha {missing}; have {self.alphas}")
+        keep = {0.0, *map(float, alphas)}
+        return SupportModels(self.bundle, {a: m for a, m in self.models.items() if a in keep}, self.reports)
+
+
+def _weights_digest(model: nn.Module) -> str:
+    h = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def _logits(model: nn.Module, inputs: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+    model.eval()
+    with torch.inference_mode():
+        return torch.cat([model(chunk) for chunk in inputs.split(batch_size)]).float()
+
+
+def _margin(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    rows = torch.arange(len(labels))
+    return float((logits[rows, labels] - logits[rows, 1 - labels]).mean())
+
+
+def train_support_models(bundle: ModelBundle, images: np.ndarray, labels: np.ndarray,
+                         alphas: Sequence[float] = (2, 4, 6, 8), epochs: int = 10, lr: float = 4e-5,
+                         batch_size: int = 32, seed: int = 0, dataset_name: str = "dataset",
+                         progress: bool = True) -> SupportModels:
+    """Step 2: one regression copy of ``bundle.model`` per alpha, trained with MSE on distanced logits.
+
+    Each copy starts from the original weights and is trained with Adam (``lr``) for ``epochs`` epochs on
+    the training images (no augmentation, batch norm in training mode as ordinary fine-tuning). Checkpoints
+    are cached under a key of (dataset, model, its weights, alpha, epochs, lr, batch size, seed), written
+    atomically and loaded with ``weights_only=True``; a run interrupted after some alphas resumes from the
+    next one, and a corrupt checkpoint is retrained, never loaded.
+    """
+    from tqdm.auto import tqdm
+
+    from .runtime import set_seed
+
+    alphas = check_alpha_schedule(alphas)
+    if epochs < 1 or lr <= 0 or batch_size < 1:
+        raise ValueError(f"epochs, lr and batch_size must be positive, got {epochs}, {lr}, {batch_size}")
+    labels = np.asarray(labels)
+    if len(images) != len(labels):
+        raise ValueError(f"{len(images)} images but {len(labels)} labels")
+    original = bundle.model
+    device = bundle.device
+    inputs = bundle.preprocess(images).detach()
+    y = torch.as_tensor(labels, device=device).long()
+    base_logits = _logits(original, inputs)
+    digest = _weights_digest(original)
+    models: dict[float, nn.Module] = {0.0: original}
+    reports = []
+    for alpha in alphas:
+        targets = torch.as_tensor(distanced_targets(base_logits.cpu().numpy(), labels, alpha),
+                                  dtype=torch.float32, device=device)
+        key = config_key({"dataset": dataset_name, "model": bundle.name, "weights": digest, "alpha": alpha,
+                          "epochs": epochs, "lr": lr, "batch_size": batch_size, "seed": seed, "n": len(labels)})
+        path = cache_dir("gad_support") / f"{bundle.name}-{dataset_name}-a{alpha:g}-{key}.pt"
+        support = copy.deepcopy(original)
+        state = load_checkpoint(path)
+        cached = False
+        if state is not None:
+            try:
+                support.load_state_dict(state)
+                cached = True
+            except (RuntimeError, KeyError, TypeError, AttributeError):
+                path.unlink(missing_ok=True)
+        if not cached:
+            set_seed(seed)
+            support.train()
+            opt = torch.optim.Adam(support.parameters(), lr=lr)
+            gen = torch.Generator().manual_seed(seed)
+            for _ in tqdm(range(epochs), desc=f"support model alpha={alpha:g}", disable=not progress):
+                for idx in torch.randperm(len(inputs), generator=gen).split(batch_size):
+                    opt.zero_grad()
+                    loss = nn.functional.mse_loss(support(inputs[idx]), targets[idx])
+                    loss.backward()
+                    opt.step()
+            atomic_torch_save(support.state_dict(), path)
+        support.eval()
+        after = _logits(support, inputs)
+        reports.append(SupportReport(
+            alpha=alpha, mse_before=float(nn.functional.mse_loss(base_logits, targets)),
+            mse_after=float(nn.functional.mse_loss(after, targets)), margin_before=_margin(base_logits, y),
+            margin_after=_margin(after, y), loaded_from_cache=cached))
+        models[alpha] = support
+    return SupportModels(bundle=bundle, models=models, reports=reports)
+
+
+@dataclass
+class GadMaps:
+    """Per-model maps E_m (N×H×W, each normalised by its max) and the combined GAD map."""
+
+    method: str
+    combine: str
+    alphas: list[float]
+    per_model: np.ndarray  # models × N × H × W, raw |attribution| summed over channels
+    gad: np.ndarray  # N × H × W
+
+    @property
+    def original(self) -> np.ndarray:
+        return self.per_model[0]
+
+
+def _normalise_by_max(maps: np.ndarray) -> np.ndarray:
+    peak = maps.reshape(len(maps), -1).max(axis=1)
+    return np.divide(maps, peak[:, None, None], out=np.zeros_like(maps), where=peak[:, None, None] > 0)
+
+
+def top_fraction_mask(maps: np.ndarray, keep: float = 0.5) -> np.ndarray:
+    """Per map: pixels at or above the (1 - keep) quantile of its non-zero values."""
+    out = np.zeros(maps.shape, dtype=bool)
+    for i, m in enumerate(maps):
+        nonzero = m[m > 0]
+        if nonzero.size:
+            out[i] = m >= np.quantile(nonzero, 1 - keep)
+    return out
+
+
+def gad_map(support: SupportModels, images: np.ndarray, target, method: str = "integrated_gradients",
+            combine: str = "min", keep: float = 0.5) -> GadMaps:
+    """Step 3: attribution maps of every model and the map of features present in all of them.
+
+    ``combine="min"`` (default, METHODS 3.4 variant B): each map divided by its maximum, then the pixelwise
+    minimum over models (high only where every model finds the pixel important). ``"intersection"``
+    (variant A): the original map where the top ``keep`` fraction of every model's pixels overlap; it
+    forces the GAD hull inside the original one (RC <= 1).
+    ``images`` is one uint8 H×W×3 image or a batch; ``target`` the class (0 or 1) per image, or one for all.
+    """
+    check_method(method)
+    if combine not in COMBINE_RULES:
+        raise ValueError(f"combine must be one of {COMBINE_RULES}, got {combine!r}")
+    if not 0 < keep <= 1:
+        raise ValueError(f"keep must be in (0, 1], got {keep!r}")
+    images = np.asarray(images)
+    if images.ndim == 3:
+        images = images[None]
+    targets = np.broadcast_to(np.asarray(target), (len(images),)).astype(int)
+    if not np.isin(targets, (0, 1)).all():
+        raise ValueError(f"target must be 0 or 1 for a two-class model, got {np.unique(targets).tolist()}")
+    inputs = support.bundle.preprocess(images)
+    alphas = support.alphas
+    per_model = np.stack([attribution_maps(support.models[a], inputs, targets, method).cpu().numpy()
+                          for a in alphas])
+    return GadMaps(method=method, combine=combine, alphas=alphas, per_model=per_model,
+                   gad=combine_maps(per_model, combine, keep))
+
+
+def combine_maps(per_model: np.ndarray, combine: str = "min", keep: float = 0.5) -> np.ndarray:
+    """Combine models × N × H × W maps (index 0 = the original model) into N GAD maps."""
+    if combine not in COMBINE_RULES:
+        raise ValueError(f"combine must be one of {COMBINE_RULES}, got {combine!r}")
+    if not 0 < keep <= 1:
+        raise ValueError(f"keep must be in (0, 1], got {keep!r}")
+    per_model = np.asarray(per_model, dtype=float)
+    if per_model.ndim != 4:
+        raise ValueError(f"per_model must be models × N × H × W, got shape {per_model.shape}")
+    if combine == "min":
+        return np.min(np.stack([_normalise_by_max(m) for m in per_model]), axis=0)
+    agree = np.logical_and.reduce([top_fraction_mask(m, keep) for m in per_model])
+    return per_model[0] * agree

@@ -1,0 +1,227 @@
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import gradlime_utils as gu
+from gradlime_utils.attributions import attribution_maps, check_relu_modules
+from gradlime_utils.gad import (check_alpha_schedule, combine_maps, distanced_targets, gad_map,
+                                train_support_models)
+from gradlime_utils.hull_metrics import (convex_hull_mask, hull_points, relative_complexity,
+                                         relative_sensitivity, supplementary_mask)
+
+
+def test_distanced_targets_by_hand():
+    logits = np.array([[3.0, 1.0], [0.5, 2.0], [-1.0, -2.0]])
+    labels = np.array([0, 1, 0])
+    t = distanced_targets(logits, labels, alpha=2)
+    np.testing.assert_array_equal(t, [[3.0, -1.0], [-1.5, 2.0], [-1.0, -4.0]])
+    np.testing.assert_array_equal(distanced_targets(logits, labels, 0), logits)
+    assert logits[0, 1] == 1.0  # input untouched
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"logits": np.zeros((2, 3)), "labels": [0, 1], "alpha": 1}, "N×2"),
+    ({"logits": np.zeros((2, 2)), "labels": [0], "alpha": 1}, "labels must have shape"),
+    ({"logits": np.zeros((2, 2)), "labels": [0, 2], "alpha": 1}, "0 or 1"),
+    ({"logits": np.zeros((2, 2)), "labels": [0, 1], "alpha": -1}, "non-negative"),
+])
+def test_distanced_targets_bad_inputs(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        distanced_targets(**kwargs)
+
+
+@pytest.mark.parametrize("alphas, match", [((2, 2, 4), "strictly increasing"), ((4, 2), "strictly increasing"),
+                                           ((-2, 4), "positive"), ((0, 2), "positive"), ((), "empty")])
+def test_bad_alpha_schedules(alphas, match):
+    with pytest.raises(ValueError, match=match):
+        check_alpha_schedule(alphas)
+
+
+def test_convex_hull_of_known_point_sets():
+    att = np.zeros((10, 10))
+    for r, c in [(2, 2), (2, 7), (7, 2), (7, 7)]:
+        att[r, c] = 1.0
+    hull = convex_hull_mask(att)
+    assert hull.defined and hull.area == 36 == hull.mask.sum()  # the filled 6x6 square, boundary included
+    assert hull.mask[2:8, 2:8].all() and not hull.mask[1].any()
+    tri = np.zeros((10, 10))
+    tri[0, 0] = tri[0, 8] = tri[8, 0] = 1.0
+    t = convex_hull_mask(tri)
+    assert t.defined and t.mask[0, 0] and t.mask[4, 4] and not t.mask[8, 8]
+    assert t.area == t.mask.sum()
+    line = np.zeros((10, 10))
+    line[3, 1:9] = 1.0
+    assert not convex_hull_mask(line).defined and convex_hull_mask(line).area == 0
+    assert not convex_hull_mask(np.zeros((5, 5))).defined
+
+
+def test_hull_point_rules():
+    att = np.arange(1, 11, dtype=float).reshape(2, 5)  # 10 non-zero values 1..10
+    assert hull_points(att, keep=0.5).sum() == 5  # top half: >= the median 5.5
+    att[0, 0] = 0  # zeros never count
+    assert hull_points(att, keep=1.0).sum() == 9
+    assert hull_points(att, keep=0.5, rule="fraction_of_max").sum() == 5  # > 5: 6..10
+    for bad in (0, 1.5, -0.1):
+        with pytest.raises(ValueError, match="keep must be in"):
+            hull_points(att, keep=bad)
+    with pytest.raises(ValueError, match="rule must be"):
+        hull_points(att, rule="median")
+    with pytest.raises(ValueError, match="2-D"):
+        hull_points(np.zeros((2, 2, 2)))
+
+
+def test_rc_by_hand():
+    a = np.zeros((10, 10), bool); a[:4, :4] = True   # 16 px
+    b = np.zeros((10, 10), bool); b[:8, :4] = True   # 32 px
+    assert relative_complexity(a, b) == 0.5 and relative_complexity(b, a) == 2.0
+    assert np.isnan(relative_complexity(np.zeros((10, 10), bool), b))
+    np.testing.assert_array_equal(supplementary_mask(b, a), b & ~a)
+    assert supplementary_mask(b, a).sum() == 16
+
+
+class Linear2(nn.Module):
+    """logit_c = sum of the image's normalised pixels times weight c: RS is computable by hand."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(torch.tensor([1.0, -2.0]))
+
+    def forward(self, x):
+        return x.sum(dim=(1, 2, 3))[:, None] * self.w[None, :]
+
+
+def test_rs_by_hand():
+    from gradlime_utils.models import ModelBundle
+
+    bundle = ModelBundle(name="toy", model=Linear2(), class_names=["a", "b"], input_size=4, cam_layers=[],
+                         mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), device=torch.device("cpu"))
+    img = np.full((4, 4, 3), 255, np.uint8)  # every pixel contributes 3 (three channels of 1.0)
+    mask = np.zeros((4, 4), bool); mask[:2, :3] = True  # 6 pixels occluded to black: logit drops 18 * w
+    rs = relative_sensitivity(bundle, img, mask, 0)
+    assert rs[0] == pytest.approx(18 * 1.0 / 6)
+    assert relative_sensitivity(bundle, img, mask, 1)[0] == pytest.approx(18 * 2.0 / 6)
+    assert np.isnan(relative_sensitivity(bundle, img, np.zeros((4, 4), bool), 0)[0])
+    with pytest.raises(ValueError, match="masks must have shape"):
+        relative_sensitivity(bundle, img, np.zeros((3, 3), bool), 0)
+    with pytest.raises(ValueError, match="targets must be class indices"):
+        relative_sensitivity(bundle, img, mask, 2)
+
+
+def test_combine_rules():
+    orig = np.zeros((1, 4, 4)); orig[0, 0, :] = [4, 3, 2, 1]
+    support = np.zeros((1, 4, 4)); support[0, 0, :] = [1, 2, 2, 0]
+    per_model = np.stack([orig, support])  # models × N × H × W
+    gmin = combine_maps(per_model, "min")
+    np.testing.assert_allclose(gmin[0, 0], [0.5, 0.75, 0.5, 0.0])  # min(orig/4, support/2)
+    assert gmin[0, 1:].sum() == 0
+    inter = combine_maps(per_model, "intersection", keep=0.5)
+    # top half of non-zero: orig {4, 3}; support {2, 2} (>= median 2): agree on column 1 only
+    np.testing.assert_array_equal(inter[0, 0], [0, 3, 0, 0])
+    with pytest.raises(ValueError, match="combine must be"):
+        combine_maps(per_model, "max")
+    with pytest.raises(ValueError, match="keep must be in"):
+        combine_maps(per_model, "intersection", keep=0)
+
+
+class FunctionalReluNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3, padding=1)
+        self.fc = nn.Linear(4 * 28 * 28, 2)
+
+    def forward(self, x):
+        return self.fc(torch.relu(self.conv(x)).flatten(1))
+
+
+class HalfFunctionalNet(FunctionalReluNet):
+    def __init__(self):
+        super().__init__()
+        self.unused = nn.ReLU()  # a ReLU module that forward never calls
+
+
+def test_guided_backprop_and_deconvolution_refuse_functional_relus(mnist_bundle):
+    x = mnist_bundle.preprocess(gu.load_binary_dataset(split="test").images([0, 1]))
+    for method in ("guided_backprop", "deconvolution"):
+        with pytest.raises(ValueError, match="needs nn.ReLU modules"):
+            attribution_maps(FunctionalReluNet(), x, [0, 1], method)
+        with pytest.raises(ValueError, match="plain gradient"):
+            attribution_maps(HalfFunctionalNet(), x, [0, 1], method)
+        maps = attribution_maps(mnist_bundle.model, x, [0, 1], method)  # real nn.ReLU modules: allowed
+        assert maps.shape == (2, 28, 28) and maps.sum() > 0
+    check_relu_modules(FunctionalReluNet(), "saliency")  # other methods do not need ReLU modules
+    with pytest.raises(ValueError, match="needs nn.ReLU modules"):
+        check_relu_modules(gu.load_model("efficientnet_lite0").model, "guided_backprop")  # ReLU6 only
+
+
+@pytest.fixture(scope="module")
+def small_train():
+    ds = gu.load_binary_dataset("mnist_3_vs_8", "train", max_per_class=40)
+    return ds.images(), ds.labels
+
+
+def test_support_models_distance_the_logits_and_resume(mnist_bundle, small_train, monkeypatch):
+    import gradlime_utils.gad as gad
+
+    images, labels = small_train
+    kwargs = dict(alphas=(2, 4), epochs=3, lr=1e-3, dataset_name="resume-test", progress=False)
+    calls = []
+    real_save = gad.atomic_torch_save
+
+    def crash_on_second(obj, path):
+        calls.append(path)
+        if len(calls) == 2:
+            raise KeyboardInterrupt("simulated interruption while saving alpha 4")
+        return real_save(obj, path)
+
+    monkeypatch.setattr(gad, "atomic_torch_save", crash_on_second)
+    with pytest.raises(KeyboardInterrupt):
+        train_support_models(mnist_bundle, images, labels, **kwargs)
+    monkeypatch.setattr(gad, "atomic_torch_save", real_save)
+    support = train_support_models(mnist_bundle, images, labels, **kwargs)
+    assert [r.loaded_from_cache for r in support.reports] == [True, False]  # resumed after alpha 2
+    assert support.alphas == [0.0, 2.0, 4.0] and support.models[0.0] is mnist_bundle.model
+    for r in support.reports:
+        assert r.mse_before == pytest.approx(r.alpha ** 2 / 2)  # only the other-class logit moved, by alpha
+        assert r.mse_after < r.mse_before and r.distancing > 0
+    again = train_support_models(mnist_bundle, images, labels, **kwargs)
+    assert all(r.loaded_from_cache for r in again.reports)
+    for a in (2.0, 4.0):
+        for p, q in zip(again.models[a].parameters(), support.models[a].parameters()):
+            assert torch.equal(p, q)
+
+
+def test_corrupt_checkpoint_is_retrained_not_loaded(mnist_bundle, small_train, tmp_path):
+    from gradlime_utils.cache import cache_dir
+
+    images, labels = small_train
+    kwargs = dict(alphas=(2,), epochs=2, lr=1e-3, dataset_name="corrupt-test", progress=False)
+    first = train_support_models(mnist_bundle, images, labels, **kwargs)
+    path, = [p for p in cache_dir("gad_support").glob("*corrupt-test*")]
+    path.write_bytes(path.read_bytes()[:100])  # truncated mid-write
+    second = train_support_models(mnist_bundle, images, labels, **kwargs)
+    assert second.reports[0].loaded_from_cache is False
+    for p, q in zip(first.models[2.0].parameters(), second.models[2.0].parameters()):
+        assert torch.equal(p, q)  # same seed, same result
+
+
+def test_gad_map_end_to_end_and_bad_inputs(mnist_bundle, small_train):
+    images, labels = small_train
+    support = train_support_models(mnist_bundle, images, labels, alphas=(2,), epochs=1, lr=1e-3,
+                                   dataset_name="e2e-test", progress=False)
+    maps = gad_map(support, images[:3], labels[:3], "saliency")
+    assert maps.per_model.shape == (2, 3, 28, 28) and maps.gad.shape == (3, 28, 28)
+    assert maps.gad.max() <= 1 and (maps.gad <= maps.per_model[0] / maps.per_model[0].max(axis=(1, 2),
+                                                                                          keepdims=True) + 1e-9).all()
+    with pytest.raises(ValueError, match="target must be 0 or 1"):
+        gad_map(support, images[:2], 2, "saliency")
+    with pytest.raises(ValueError, match="method must be one of"):
+        gad_map(support, images[:2], 0, "lrp")
+    with pytest.raises(ValueError, match="combine must be"):
+        gad_map(support, images[:2], 0, "saliency", combine="mean")
+    with pytest.raises(ValueError, match="keep must be in"):
+        gad_map(support, images[:2], 0, "saliency", combine="intersection", keep=2)
+    with pytest.raises(ValueError, match="expects 28×28"):
+        gad_map(support, gu.load_image("chelsea", size=32), 0, "saliency")
+    with pytest.raises(ValueError, match="images but"):
+        train_support_models(mnist_bundle, images, labels[:5], alphas=(2,), progress=False)
