@@ -170,10 +170,11 @@ def sample_neighborhood(bundle: ModelBundle, image: np.ndarray, num_samples: int
     batch_size = batch_size or bundle.batch_size
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    switched_on = data.astype(bool)  # indexing with a bool array moves 8x fewer bytes than int64
     predictions = []
     for start in tqdm(range(0, num_samples, batch_size), desc=f"{bundle.name}: {num_samples} perturbed images",
                       disable=not progress):
-        on = data[start:start + batch_size][:, segments].astype(bool)[..., None]
+        on = switched_on[start:start + batch_size][:, segments][..., None]
         predictions.append(bundle.predict_proba(np.where(on, image[None], fudged[None]), batch_size=batch_size))
     predictions = np.concatenate(predictions)
     distances = sklearn.metrics.pairwise_distances(data, data[0].reshape(1, -1), metric="cosine").ravel()

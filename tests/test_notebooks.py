@@ -11,6 +11,8 @@ EXPECTED_OUTPUTS = {
     "00_setup_and_models": ["sample_predictions.png", "sample_predictions.pdf", "mnist_pair.png", "summary.json"],
     "02_gradlime": ["G-1_framework.png", "G-2_black_boxes.png", "G-3_layers.png", "G-4_feature_weights.png",
                     "gradlime_results.json"],
+    "03_gad": ["D-1_distancing.png", "D-3_support_maps.png", "D-5_methods.png", "D-6_hulls.png",
+               "gad_tables.json", "gad_records.csv"],
     "01_lime": ["L-1_lime_explanation.png", "L-1_lime_explanation.pdf", "lime_stability.csv", "lime_explanation.json"],
 }
 
