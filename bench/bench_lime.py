@@ -66,9 +66,16 @@ def main() -> None:
           f"{torch.get_num_threads()} torch threads")
 
     segments = gu.segment_image(image, "quickshift", seed=0)
-    t_nb, nb = timed(lambda: gu.sample_neighborhood(bundle, image, n, seed=0, segments=segments, progress=False), args.repeats)
+    def sample():
+        return gu.sample_neighborhood(bundle, image, n, seed=0, segments=segments, progress=False)
+
+    nb = sample()
     perturbed = np.stack([nb.perturbed_image(i) for i in range(n)])
-    t_model, _ = timed(lambda: bundle.predict_proba(perturbed), args.repeats)
+    # interleave the two timings so that drifts of this shared machine hit both alike; best of each
+    t_nb, t_model = float("inf"), float("inf")
+    for _ in range(args.repeats):
+        t_nb = min(t_nb, timed(sample)[0])
+        t_model = min(t_model, timed(lambda: bundle.predict_proba(perturbed))[0])
     print(f"[1] sample_neighborhood {t_nb:.2f} s / model alone {t_model:.2f} s = {t_nb / t_model:.3f}  (target <= 1.10)")
 
     label = nb.top_label

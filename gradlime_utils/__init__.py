@@ -5,6 +5,7 @@ Chapters import from here; each concept lives in its own module.
 from .cache import atomic_torch_save, cache_dir, config_key, load_checkpoint
 from .attributions import ATTRIBUTION_METHODS, attribution_maps
 from .datasets import DATASET_NAMES, BinaryDataset, load_binary_dataset, mnist_arrays
+from .evolime import EvolutionResult, evolve_explanation
 from .gad import SupportModels, distanced_targets, gad_map, train_support_models
 from .gradcam import GradCamResult, gradcam
 from .hull_metrics import convex_hull_mask, relative_complexity, relative_sensitivity
@@ -20,7 +21,7 @@ from .widgets import slider_figure
 __version__ = "0.1.0"
 
 __all__ = [
-    "ATTRIBUTION_METHODS", "SupportModels", "attribution_maps", "convex_hull_mask", "distanced_targets",
+    "ATTRIBUTION_METHODS", "EvolutionResult", "SupportModels", "evolve_explanation", "attribution_maps", "convex_hull_mask", "distanced_targets",
     "gad_map", "relative_complexity", "relative_sensitivity", "train_support_models",
     "BinaryDataset", "DATASET_NAMES", "DEVICES", "GradCamResult", "MODEL_NAMES", "MODES", "ModelBundle",
     "Neighborhood", "PROFILES", "SAMPLE_IMAGES", "SEGMENTATIONS", "SurrogateExplanation",

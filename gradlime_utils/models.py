@@ -91,6 +91,10 @@ class ModelBundle:
     def preprocess(self, images) -> torch.Tensor:
         """uint8 N×H×W×3 (numpy or tensor) → normalised float N×C×H×W tensor on the device."""
         images = self.check_images(images)
+        if isinstance(images, np.ndarray):
+            # np.where / fancy indexing can return non-C-contiguous arrays; convolutions on the resulting
+            # strided tensor measured 5x slower (19 EfficientNet-Lite0 images: 5.6 s vs 1.1 s)
+            images = np.ascontiguousarray(images)
         x = torch.as_tensor(images).to(self.device, non_blocking=True)
         x = x.permute(0, 3, 1, 2).float().div_(255.0)
         if self.grayscale:

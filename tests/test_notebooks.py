@@ -12,7 +12,8 @@ EXPECTED_OUTPUTS = {
     "02_gradlime": ["G-1_framework.png", "G-2_black_boxes.png", "G-3_layers.png", "G-4_feature_weights.png",
                     "gradlime_results.json"],
     "03_gad": ["D-1_distancing.png", "D-3_support_maps.png", "D-5_methods.png", "D-6_hulls.png",
-               "gad_tables.json", "gad_records.csv"],
+               "gad_tables.json", "gad_records.csv", "gad_table1.csv", "gad_table2.csv"],
+    "05_evolime": ["evolime_run.png", "evolime_runs.json", "evolime_runs.csv", "E-1_evolved_vs_lime.png"],
     "01_lime": ["L-1_lime_explanation.png", "L-1_lime_explanation.pdf", "lime_stability.csv", "lime_explanation.json"],
 }
 
