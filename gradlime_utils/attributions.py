@@ -82,3 +82,25 @@ def attribution_maps(model: nn.Module, inputs: torch.Tensor, targets, method: st
         raise ValueError(f"{len(inputs)} inputs but {len(targets)} targets")
     return torch.cat([attribute(model, inputs[i:i + batch_size], targets[i:i + batch_size], method).abs().sum(dim=1)
                       for i in range(0, len(inputs), batch_size)])
+
+
+NOISE_TUNNELS = ("smoothgrad", "vargrad")
+
+
+def noise_tunnel_maps(model: nn.Module, inputs: torch.Tensor, targets, kind: str = "smoothgrad",
+                      nt_samples: int = 25, stdevs: float = 0.15) -> torch.Tensor:
+    """SmoothGrad (mean) or VarGrad (variance) of the gradient over Gaussian-noised copies (captum NoiseTunnel).
+
+    Returns N×H×W maps (absolute values summed over channels); ``stdevs`` is relative to the input's range.
+    """
+    from captum.attr import NoiseTunnel, Saliency
+
+    if kind not in NOISE_TUNNELS:
+        raise ValueError(f"kind must be one of {NOISE_TUNNELS}, got {kind!r}")
+    model.eval()
+    spread = float(inputs.max() - inputs.min()) * stdevs
+    targets = torch.as_tensor(targets, device=inputs.device).long().reshape(-1)
+    result = NoiseTunnel(Saliency(model)).attribute(
+        inputs.detach().clone().requires_grad_(True), nt_type=kind,
+        nt_samples=nt_samples, stdevs=spread, target=targets, abs=False)
+    return result.detach().abs().sum(dim=1)

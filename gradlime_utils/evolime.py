@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .models import ModelBundle
+from .neighborhood import render_masks
 
 
 def tournament_select(population: np.ndarray, fitness: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
@@ -39,10 +40,8 @@ def bitflip(chromosome: np.ndarray, rate: float, rng: np.random.Generator) -> np
     return np.where(flips, 1 - chromosome, chromosome).astype(chromosome.dtype)
 
 
-def render(image: np.ndarray, segments: np.ndarray, masks: np.ndarray, hide_color=0) -> np.ndarray:
-    """LIME's h(s) for a batch of chromosomes: kept superpixels from the image, the rest hide_color."""
-    on = np.asarray(masks, dtype=bool)[:, segments][..., None]
-    return np.where(on, image[None], np.asarray(hide_color, dtype=image.dtype))
+# a chromosome is a row of LIME's Z': the image it stands for is LIME's h(s)
+render = render_masks
 
 
 @dataclass

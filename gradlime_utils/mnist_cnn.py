@@ -66,28 +66,36 @@ def evaluate_accuracy(model: nn.Module, images: np.ndarray, labels: np.ndarray) 
     return float((pred == labels).mean())
 
 
-def train_mnist_cnn(config: MnistTrainConfig, progress: bool = True) -> tuple[MnistCNN, dict]:
-    """Train :class:`MnistCNN` on the train split of ``config.digits``; return it and its metrics."""
+def fit_mnist_cnn(images: np.ndarray, labels: np.ndarray, num_classes: int, epochs: int = 6, lr: float = 1e-3,
+                  batch_size: int = 64, seed: int = 0, desc: str = "training", progress: bool = False) -> MnistCNN:
+    """Train a fresh :class:`MnistCNN` (Adam, cross-entropy) on uint8 digits; also used by retraining benchmarks."""
     from tqdm.auto import tqdm
 
-    from .datasets import mnist_arrays
     from .runtime import set_seed
 
-    set_seed(config.seed)
+    set_seed(seed)
+    model = MnistCNN(num_classes=num_classes)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    xt, yt = mnist_to_tensor(images), torch.as_tensor(labels).long()
+    gen = torch.Generator().manual_seed(seed)
+    for _ in tqdm(range(epochs), desc=desc, disable=not progress):
+        model.train()
+        for idx in torch.randperm(len(xt), generator=gen).split(batch_size):
+            opt.zero_grad()
+            nn.functional.cross_entropy(model(xt[idx]), yt[idx]).backward()
+            opt.step()
+    return model.eval()
+
+
+def train_mnist_cnn(config: MnistTrainConfig, progress: bool = True) -> tuple[MnistCNN, dict]:
+    """Train :class:`MnistCNN` on the train split of ``config.digits``; return it and its metrics."""
+    from .datasets import mnist_arrays
+
     x_train, y_train = mnist_arrays(config.digits, "train", config.test_fraction, config.seed)
     x_test, y_test = mnist_arrays(config.digits, "test", config.test_fraction, config.seed)
-    model = MnistCNN(num_classes=len(config.digits))
-    opt = torch.optim.Adam(model.parameters(), lr=config.lr)
-    xt, yt = mnist_to_tensor(x_train), torch.as_tensor(y_train)
-    gen = torch.Generator().manual_seed(config.seed)
     start = time.perf_counter()
-    for _ in tqdm(range(config.epochs), desc=f"training mnist_cnn {config.digits}", disable=not progress):
-        model.train()
-        for idx in torch.randperm(len(xt), generator=gen).split(config.batch_size):
-            opt.zero_grad()
-            loss = nn.functional.cross_entropy(model(xt[idx]), yt[idx])
-            loss.backward()
-            opt.step()
+    model = fit_mnist_cnn(x_train, y_train, len(config.digits), config.epochs, config.lr, config.batch_size,
+                          config.seed, desc=f"training mnist_cnn {config.digits}", progress=progress)
     metrics = {
         "train_accuracy": evaluate_accuracy(model, x_train, y_train),
         "test_accuracy": evaluate_accuracy(model, x_test, y_test),

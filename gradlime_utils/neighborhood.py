@@ -102,10 +102,18 @@ class Neighborhood:
 
     def perturbed_image(self, row: int) -> np.ndarray:
         """h(z) for row ``row`` of Z': superpixels with z_j = 0 replaced by the hiding image."""
-        off = self.data[row][self.segments] == 0
-        out = self.image.copy()
-        out[off] = self.fudged_image[off]
-        return out
+        return render_masks(self.image, self.segments, self.data[row:row + 1], self.fudged_image)[0]
+
+
+def render_masks(image: np.ndarray, segments: np.ndarray, masks, hiding=0) -> np.ndarray:
+    """LIME's h(z) for a batch of binary rows z: superpixel j from ``image`` where z_j = 1, else from ``hiding``.
+
+    ``hiding`` is a hiding image (H×W×3, see :func:`hiding_image`) or a colour. The result is C-contiguous
+    (see ``ModelBundle.preprocess`` for why that matters).
+    """
+    on = np.asarray(masks, dtype=bool)[:, segments][..., None]
+    hiding = np.asarray(hiding, dtype=image.dtype)
+    return np.ascontiguousarray(np.where(on, image[None], hiding[None] if hiding.ndim == 3 else hiding))
 
 
 def hiding_image(image: np.ndarray, segments: np.ndarray, hide_color) -> np.ndarray:
@@ -174,8 +182,8 @@ def sample_neighborhood(bundle: ModelBundle, image: np.ndarray, num_samples: int
     predictions = []
     for start in tqdm(range(0, num_samples, batch_size), desc=f"{bundle.name}: {num_samples} perturbed images",
                       disable=not progress):
-        on = switched_on[start:start + batch_size][:, segments][..., None]
-        predictions.append(bundle.predict_proba(np.where(on, image[None], fudged[None]), batch_size=batch_size))
+        batch = render_masks(image, segments, switched_on[start:start + batch_size], fudged)
+        predictions.append(bundle.predict_proba(batch, batch_size=batch_size))
     predictions = np.concatenate(predictions)
     distances = sklearn.metrics.pairwise_distances(data, data[0].reshape(1, -1), metric="cosine").ravel()
     return Neighborhood(image=image, segments=segments, fudged_image=fudged, data=data, predictions=predictions,

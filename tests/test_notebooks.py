@@ -14,6 +14,7 @@ EXPECTED_OUTPUTS = {
     "03_gad": ["D-1_distancing.png", "D-3_support_maps.png", "D-5_methods.png", "D-6_hulls.png",
                "gad_tables.json", "gad_records.csv", "gad_table1.csv", "gad_table2.csv"],
     "05_evolime": ["evolime_run.png", "evolime_runs.json", "evolime_runs.csv", "E-1_evolved_vs_lime.png"],
+    "06_normlime": ["N-1_digits_9_and_3.png", "N-2_kar.png", "normlime_kar.json"],
     "01_lime": ["L-1_lime_explanation.png", "L-1_lime_explanation.pdf", "lime_stability.csv", "lime_explanation.json"],
 }
 

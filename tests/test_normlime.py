@@ -1,0 +1,64 @@
+import numpy as np
+import pytest
+
+import gradlime_utils as gu
+from gradlime_utils.normlime import (LocalExplanation, aggregate, grid_feature_ids, keep_top_features,
+                                     normalise_weights)
+
+
+def test_normalisation_by_hand():
+    np.testing.assert_allclose(normalise_weights([1, -3]), [1 / 4, 9 / 4])
+    np.testing.assert_allclose(normalise_weights([1, -3], "l1"), [0.25, 0.75])
+    np.testing.assert_array_equal(normalise_weights([0, 0]), [0, 0])
+    with pytest.raises(ValueError, match="rule must be"):
+        normalise_weights([1], "l2")
+
+
+def test_aggregation_on_hand_made_explanations():
+    exps = [LocalExplanation(0, np.array([0, 1]), np.array([2.0, -2.0])),   # omega = [1, 1]
+            LocalExplanation(0, np.array([1, 2]), np.array([3.0, 1.0])),    # omega = [9/4, 1/4]
+            LocalExplanation(1, np.array([2]), np.array([-5.0]))]           # omega = [5]
+    nl = aggregate(exps, num_features=4)
+    np.testing.assert_allclose(nl.importance[0], [1.0, (1 + 9 / 4) / 2, 1 / 4, 0.0])
+    np.testing.assert_allclose(nl.importance[1], [0, 0, 5.0, 0])
+    np.testing.assert_array_equal(nl.counts[0], [1, 2, 1, 0])
+    assert list(nl.ranking(0)) == [1, 0, 2, 3]
+    with pytest.raises(ValueError, match="feature ids must be in"):
+        aggregate([LocalExplanation(0, np.array([4]), np.array([1.0]))], num_features=4)
+    with pytest.raises(ValueError, match="differ in shape"):
+        aggregate([LocalExplanation(0, np.array([0, 1]), np.array([1.0]))], num_features=4)
+
+
+def test_grid_features_are_shared_by_every_image():
+    a = gu.segment_image(np.zeros((28, 28, 3), np.uint8), "grid", cell_size=4)
+    b = gu.segment_image(np.full((28, 28, 3), 255, np.uint8), "grid", cell_size=4)
+    np.testing.assert_array_equal(a, b)
+    assert a.max() == 48 and a[0, 4] == 1 and a[4, 0] == 7  # row-major cells of 4x4 pixels
+    np.testing.assert_array_equal(grid_feature_ids(a), np.arange(49))
+
+
+def test_keep_top_features():
+    seg = gu.segment_image(np.zeros((4, 4, 3), np.uint8), "grid", cell_size=2)  # 4 cells
+    images = np.full((2, 4, 4), 9, np.uint8)
+    rankings = np.array([[3, 2, 1, 0], [0, 1, 2, 3]])
+    kept = keep_top_features(images, seg, rankings, fraction=0.25)
+    assert (kept[0, 2:, 2:] == 9).all() and kept[0].sum() == 9 * 4
+    assert (kept[1, :2, :2] == 9).all() and kept[1].sum() == 9 * 4
+    assert keep_top_features(images, seg, rankings, 1.0).sum() == images.sum()
+    with pytest.raises(ValueError, match="fraction must be in"):
+        keep_top_features(images, seg, rankings, 0)
+    with pytest.raises(ValueError, match="rankings must have shape"):
+        keep_top_features(images, seg, rankings[:1], 0.5)
+
+
+def test_smoothgrad_and_vargrad_maps(mnist_bundle):
+    from gradlime_utils.attributions import noise_tunnel_maps
+
+    x = mnist_bundle.preprocess(gu.load_binary_dataset(split="test").images([0, 1]))
+    torch_seed = gu.set_seed(0)
+    sg = noise_tunnel_maps(mnist_bundle.model, x, [0, 1], "smoothgrad", nt_samples=8)
+    vg = noise_tunnel_maps(mnist_bundle.model, x, [0, 1], "vargrad", nt_samples=8)
+    assert sg.shape == vg.shape == (2, 28, 28) and sg.sum() > 0 and vg.sum() > 0 and torch_seed == 0
+    assert not np.allclose(sg.numpy(), vg.numpy())
+    with pytest.raises(ValueError, match="kind must be one of"):
+        noise_tunnel_maps(mnist_bundle.model, x, [0, 1], "integrated")
