@@ -80,14 +80,6 @@ class SupportModels:
     def alphas(self) -> list[float]:
         return sorted(self.models)
 
-    def subset(self, alphas: Sequence[float]) -> "SupportModels":
-        """Only the models of ``alphas`` (the original, alpha = 0, is always kept)."""
-        missing = [a for a in alphas if float(a) not in self.models]
-        if missing:
-            raise ValueError(f"no support model for alpha {missing}; have {self.alphas}")
-        keep = {0.0, *map(float, alphas)}
-        return SupportModels(self.bundle, {a: m for a, m in self.models.items() if a in keep}, self.reports)
-
 
 def _weights_digest(model: nn.Module) -> str:
     h = hashlib.sha256()
