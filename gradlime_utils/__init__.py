@@ -4,10 +4,11 @@ Chapters import from here; each concept lives in its own module.
 """
 from .cache import atomic_torch_save, cache_dir, config_key, load_checkpoint
 from .attributions import ATTRIBUTION_METHODS, attribution_maps
-from .datasets import DATASET_NAMES, BinaryDataset, load_binary_dataset, mnist_arrays
+from .datasets import DATASET_NAMES, BinaryDataset, image_files, load_binary_dataset, mnist_arrays
 from .evolime import EvolutionResult, evolve_explanation
 from .gad import SupportModels, distanced_targets, gad_map, train_support_models
 from .gradcam import GradCamResult, gradcam
+from .heatmap import LimeHeatmap, deletion_insertion, lime_heatmap, occlusion_sensitivity
 from .hull_metrics import convex_hull_mask, relative_complexity, relative_sensitivity
 from .images import SAMPLE_IMAGES, load_image
 from .models import MODEL_NAMES, ModelBundle, imagenet_class_names, load_model
@@ -22,7 +23,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ATTRIBUTION_METHODS", "EvolutionResult", "SupportModels", "evolve_explanation", "attribution_maps", "convex_hull_mask", "distanced_targets",
-    "gad_map", "relative_complexity", "relative_sensitivity", "train_support_models",
+    "gad_map", "image_files", "LimeHeatmap", "deletion_insertion", "lime_heatmap", "occlusion_sensitivity",
+    "relative_complexity", "relative_sensitivity", "train_support_models",
     "BinaryDataset", "DATASET_NAMES", "DEVICES", "GradCamResult", "MODEL_NAMES", "MODES", "ModelBundle",
     "Neighborhood", "PROFILES", "SAMPLE_IMAGES", "SEGMENTATIONS", "SurrogateExplanation",
     "atomic_torch_save", "by_profile", "cache_dir", "check_profile", "config_key", "environment_report",

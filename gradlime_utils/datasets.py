@@ -222,6 +222,22 @@ def _cub_warbler_sparrow(root: Path, split: str, download: bool, size: int, mode
                          extra={"species": sorted(species)})
 
 
+def image_files(root, limit: int | None = None) -> list[Path]:
+    """Image files under ``root`` (recursively, sorted by path), at most ``limit`` of them.
+
+    For chapters that explain a folder of user images (e.g. the fish photos of the LIME heat-map paper).
+    """
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise FileNotFoundError(f"data_root {root} is not a folder of images")
+    if limit is not None and (not isinstance(limit, int) or limit < 1):
+        raise ValueError(f"limit must be a positive integer or None, got {limit!r}")
+    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise FileNotFoundError(f"{root} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    return files[:limit]
+
+
 def _image_folder(root: Path, split: str, size: int, mode: str, test_fraction: float,
                   seed: int) -> BinaryDataset:
     if not root.is_dir():

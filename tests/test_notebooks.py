@@ -15,6 +15,8 @@ EXPECTED_OUTPUTS = {
                "gad_tables.json", "gad_records.csv", "gad_table1.csv", "gad_table2.csv"],
     "05_evolime": ["evolime_run.png", "evolime_runs.json", "evolime_runs.csv", "E-1_evolved_vs_lime.png"],
     "06_normlime": ["N-1_digits_9_and_3.png", "N-2_kar.png", "normlime_kar.json"],
+    "07_lime_heatmap_vs_gradcam": ["H-2_lime_vs_gradcam.png", "H-2_lime_vs_gradcam.pdf", "H-3_sensitivity.png",
+                                   "deletion_insertion.png", "heatmap_results.json", "heatmap_results.csv"],
     "01_lime": ["L-1_lime_explanation.png", "L-1_lime_explanation.pdf", "lime_stability.csv", "lime_explanation.json"],
 }
 

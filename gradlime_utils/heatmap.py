@@ -1,0 +1,287 @@
+"""LIME heat maps (Farhood, Najafi, Saberi) and their comparison with Grad-CAM.
+
+A LIME heat map gives every pixel the importance of the superpixel it belongs to (MATLAB's ``imageLIME``
+``scoreMap``, METHODS 6.2). Two surrogates fit the same neighbourhood: the weighted ridge of LIME
+(``"linear"``: signed weights) and a weighted regression tree (``"tree"``, MATLAB's default: impurity-based
+feature importances, never negative). The comparison tools (rank agreement, top-region IoU, occlusion of the
+top superpixel, deletion and insertion curves) work on any per-pixel map, so Grad-CAM goes through the same code.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from .models import ModelBundle
+from .neighborhood import Neighborhood, render_masks
+from .surrogate import _check_label, explain_lime
+
+SURROGATES = ("linear", "tree")
+
+
+@dataclass
+class LimeHeatmap:
+    """One LIME heat map: per-superpixel ``importance`` and the per-pixel ``heatmap`` built from it."""
+
+    label: int
+    surrogate: str
+    importance: np.ndarray
+    segments: np.ndarray
+    score: float
+
+    @property
+    def heatmap(self) -> np.ndarray:
+        """H×W map: each pixel carries its superpixel's importance."""
+        return self.importance[self.segments]
+
+    @property
+    def ranking(self) -> np.ndarray:
+        """Superpixel ids by decreasing importance (ties broken by id)."""
+        return np.lexsort((np.arange(len(self.importance)), -self.importance))
+
+
+def lime_heatmap(neighborhood: Neighborhood, label: int, surrogate: str = "linear", seed: int = 0,
+                 **tree_params) -> LimeHeatmap:
+    """The LIME heat map of ``label`` from a sampled neighbourhood.
+
+    ``surrogate="linear"``: lime's weighted ridge on every superpixel; importance = the signed weight.
+    ``surrogate="tree"``: ``sklearn.tree.DecisionTreeRegressor`` fitted on Z' with LIME's kernel weights as
+    sample weights (``tree_params`` are passed to it, ``random_state=seed``); importance = the tree's
+    ``feature_importances_``, the weighted impurity decrease each superpixel accounts for (non-negative,
+    summing to 1 unless the tree has no split). ``score`` is the surrogate's weighted R^2 on the neighbourhood.
+    """
+    from sklearn.tree import DecisionTreeRegressor
+
+    if surrogate not in SURROGATES:
+        raise ValueError(f"surrogate must be one of {SURROGATES}, got {surrogate!r}")
+    label = _check_label(neighborhood, label)
+    if surrogate == "linear":
+        exp = explain_lime(neighborhood, label)
+        return LimeHeatmap(label=label, surrogate=surrogate, importance=exp.coef, segments=neighborhood.segments,
+                           score=exp.score)
+    y = neighborhood.predictions[:, label]
+    try:
+        tree = DecisionTreeRegressor(random_state=seed, **tree_params)
+    except TypeError as exc:
+        raise TypeError(f"invalid tree_params {sorted(tree_params)}: {exc}") from exc
+    tree.fit(neighborhood.data, y, sample_weight=neighborhood.kernel_weights)
+    # splits that only fit float round-off can carry importances of -1e-17: clip them to zero
+    importance = np.clip(tree.feature_importances_.astype(float), 0, None)
+    return LimeHeatmap(label=label, surrogate=surrogate, importance=importance,
+                       segments=neighborhood.segments,
+                       score=float(tree.score(neighborhood.data, y, sample_weight=neighborhood.kernel_weights)))
+
+
+def _as_map(name: str, heatmap, shape=None) -> np.ndarray:
+    heatmap = np.asarray(heatmap, dtype=float)
+    if heatmap.ndim != 2:
+        raise ValueError(f"{name} must be an H×W map, got shape {heatmap.shape}")
+    if shape is not None and heatmap.shape != tuple(shape):
+        raise ValueError(f"{name} has shape {heatmap.shape}, expected {tuple(shape)}")
+    if not np.isfinite(heatmap).all():
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return heatmap
+
+
+def pixel_order(heatmap: np.ndarray) -> np.ndarray:
+    """Flat pixel indices by decreasing heat; ties keep raster order, so the order is deterministic."""
+    heatmap = _as_map("heatmap", heatmap)
+    return np.argsort(-heatmap.ravel(), kind="stable")
+
+
+def top_fraction_mask(heatmap: np.ndarray, fraction: float) -> np.ndarray:
+    """Boolean mask of exactly ``round(fraction * H * W)`` hottest pixels (ties in raster order)."""
+    heatmap = _as_map("heatmap", heatmap)
+    if not 0 < fraction <= 1:
+        raise ValueError(f"fraction must be in (0, 1], got {fraction!r}")
+    k = max(1, int(round(fraction * heatmap.size)))
+    mask = np.zeros(heatmap.size, bool)
+    mask[pixel_order(heatmap)[:k]] = True
+    return mask.reshape(heatmap.shape)
+
+
+def top_region_iou(a: np.ndarray, b: np.ndarray, fraction: float = 0.2) -> float:
+    """Intersection over union of the top-``fraction`` regions of two maps of the same shape."""
+    a = _as_map("a", a)
+    b = _as_map("b", b, a.shape)
+    ma, mb = top_fraction_mask(a, fraction), top_fraction_mask(b, fraction)
+    return float((ma & mb).sum() / (ma | mb).sum())
+
+
+def rank_agreement(a: np.ndarray, b: np.ndarray) -> float:
+    """Spearman rank correlation between two maps over all pixels (NaN when one map is constant)."""
+    from scipy.stats import spearmanr
+
+    a = _as_map("a", a)
+    b = _as_map("b", b, a.shape)
+    if np.ptp(a) == 0 or np.ptp(b) == 0:
+        return float("nan")
+    return float(spearmanr(a.ravel(), b.ravel()).statistic)
+
+
+def _predictor(model) -> Callable[[np.ndarray], np.ndarray]:
+    if isinstance(model, ModelBundle):
+        return model.predict_proba
+    if callable(model):
+        return model
+    raise TypeError(f"model must be a ModelBundle or a callable images -> probabilities, got {type(model).__name__}")
+
+
+def _fill_image(image: np.ndarray, fill) -> np.ndarray:
+    """The replacement image: "mean" (the image's mean colour), "black", "blur" or a colour."""
+    if isinstance(fill, str):
+        if fill == "mean":
+            colour = image.reshape(-1, 3).mean(axis=0)
+        elif fill == "black":
+            colour = np.zeros(3)
+        elif fill == "blur":
+            from scipy.ndimage import gaussian_filter
+
+            return np.clip(gaussian_filter(image.astype(float), sigma=(10, 10, 0)), 0, 255).round().astype(np.uint8)
+        else:
+            raise ValueError(f"fill must be 'mean', 'black', 'blur' or an RGB colour, got {fill!r}")
+    else:
+        colour = np.asarray(fill, dtype=float)
+        if colour.shape != (3,) or not ((colour >= 0) & (colour <= 255)).all():
+            raise ValueError(f"fill colour must be 3 values in [0, 255], got {fill!r}")
+    out = np.empty_like(image)
+    out[:] = np.round(colour).astype(np.uint8)
+    return out
+
+
+def _check_image(image) -> np.ndarray:
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"image must be a uint8 H×W×3 array, got shape {image.shape} and dtype {image.dtype}")
+    return image
+
+
+@dataclass
+class OcclusionResult:
+    """Occluding the top superpixel(s) vs random ones (METHODS 6.3 iii)."""
+
+    label: int
+    p_original: float
+    p_top: float
+    p_random: np.ndarray
+    label_top: int
+    labels_random: np.ndarray
+    occluded_top: np.ndarray
+
+    @property
+    def drop_top(self) -> float:
+        return self.p_original - self.p_top
+
+    @property
+    def drop_random(self) -> float:
+        """Mean probability drop over the random occlusions."""
+        return float(self.p_original - self.p_random.mean())
+
+    @property
+    def flip_top(self) -> bool:
+        return self.label_top != self.label
+
+    @property
+    def flip_rate_random(self) -> float:
+        return float(np.mean(self.labels_random != self.label))
+
+
+def occlusion_sensitivity(model, image: np.ndarray, segments: np.ndarray, importance: np.ndarray,
+                          label: int | None = None, top_k: int = 1, n_random: int = 10, fill="mean",
+                          seed: int = 0) -> OcclusionResult:
+    """Occlude the ``top_k`` most important superpixels, and ``n_random`` random sets of ``top_k`` others.
+
+    ``label`` defaults to the model's prediction on ``image``; the random sets are drawn (seeded) from the
+    superpixels outside the top ``top_k``. Probabilities and predicted labels are recorded for each image.
+    """
+    predict = _predictor(model)
+    image = _check_image(image)
+    segments = np.asarray(segments)
+    if segments.shape != image.shape[:2]:
+        raise ValueError(f"segments has shape {segments.shape}, the image {image.shape[:2]}")
+    m = int(segments.max()) + 1
+    importance = np.asarray(importance, dtype=float)
+    if importance.shape != (m,):
+        raise ValueError(f"importance has shape {importance.shape}; the segmentation has {m} superpixels")
+    if not isinstance(top_k, (int, np.integer)) or not 1 <= top_k < m:
+        raise ValueError(f"top_k must be an integer in [1, {m - 1}], got {top_k!r}")
+    if not isinstance(n_random, (int, np.integer)) or n_random < 1:
+        raise ValueError(f"n_random must be a positive integer, got {n_random!r}")
+    base = predict(image[None])[0]
+    if label is None:
+        label = int(np.argmax(base))
+    elif not isinstance(label, (int, np.integer)) or not 0 <= label < len(base):
+        raise ValueError(f"label must be a class index in [0, {len(base)}), got {label!r}")
+    top = np.lexsort((np.arange(m), -importance))[:top_k]
+    rest = np.setdiff1d(np.arange(m), top)
+    rng = np.random.default_rng(seed)
+    masks = np.ones((1 + n_random, m), np.uint8)
+    masks[0, top] = 0
+    for r in range(n_random):
+        masks[1 + r, rng.choice(rest, size=top_k, replace=False)] = 0
+    occluded = render_masks(image, segments, masks, _fill_image(image, fill))
+    proba = predict(occluded)
+    labels = proba.argmax(axis=1)
+    return OcclusionResult(label=int(label), p_original=float(base[label]), p_top=float(proba[0, label]),
+                           p_random=proba[1:, label].astype(float), label_top=int(labels[0]),
+                           labels_random=labels[1:], occluded_top=occluded[0])
+
+
+@dataclass
+class DeletionInsertion:
+    """Class probability as the hottest pixels are deleted from the image / inserted into the fill image."""
+
+    fractions: np.ndarray
+    deletion: np.ndarray
+    insertion: np.ndarray
+
+    @property
+    def deletion_auc(self) -> float:
+        """Area under the deletion curve (lower = the map found what the prediction needs)."""
+        return float(np.trapezoid(self.deletion, self.fractions))
+
+    @property
+    def insertion_auc(self) -> float:
+        """Area under the insertion curve (higher = better)."""
+        return float(np.trapezoid(self.insertion, self.fractions))
+
+
+def deletion_insertion(model, image: np.ndarray, heatmap: np.ndarray, label: int, steps: int = 20,
+                       fill="blur", batch_size: int | None = None) -> DeletionInsertion:
+    """Deletion and insertion curves (Petsiuk et al.) of ``label`` for one per-pixel ``heatmap``.
+
+    Pixels are taken in decreasing heat (:func:`pixel_order`); at step i of ``steps`` the first
+    round(i / steps * H * W) of them are replaced by the ``fill`` image (deletion) or copied onto it
+    (insertion). ``fill`` is "blur" (Gaussian blur, sigma 10, the insertion baseline of RISE), "mean",
+    "black" or a colour. The ``2 * (steps + 1)`` images go through the model in batches.
+    """
+    predict = _predictor(model)
+    image = _check_image(image)
+    heatmap = _as_map("heatmap", heatmap, image.shape[:2])
+    if not isinstance(steps, (int, np.integer)) or steps < 1:
+        raise ValueError(f"steps must be a positive integer, got {steps!r}")
+    if not isinstance(label, (int, np.integer)) or label < 0:
+        raise ValueError(f"label must be a non-negative class index, got {label!r}")
+    filler = _fill_image(image, fill)
+    order = pixel_order(heatmap)
+    n = heatmap.size
+    fractions = np.arange(steps + 1) / steps
+    counts = np.round(fractions * n).astype(int)
+    flat_img, flat_fill = image.reshape(n, 3), filler.reshape(n, 3)
+    curves = {"deletion": [], "insertion": []}
+    batch_size = batch_size or (model.batch_size if isinstance(model, ModelBundle) else 16)
+    for start in range(0, steps + 1, batch_size):
+        chunk = counts[start:start + batch_size]
+        dele = np.repeat(flat_img[None], len(chunk), axis=0)
+        ins = np.repeat(flat_fill[None], len(chunk), axis=0)
+        for row, c in enumerate(chunk):
+            dele[row, order[:c]] = flat_fill[order[:c]]
+            ins[row, order[:c]] = flat_img[order[:c]]
+        for name, batch in (("deletion", dele), ("insertion", ins)):
+            proba = predict(batch.reshape((len(chunk),) + image.shape))
+            if label >= proba.shape[1]:
+                raise ValueError(f"label {label} is out of range for a model with {proba.shape[1]} classes")
+            curves[name].append(proba[:, label])
+    return DeletionInsertion(fractions=fractions, deletion=np.concatenate(curves["deletion"]).astype(float),
+                             insertion=np.concatenate(curves["insertion"]).astype(float))

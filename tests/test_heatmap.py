@@ -1,0 +1,161 @@
+import numpy as np
+import pytest
+import sklearn.metrics
+
+import gradlime_utils as gu
+from gradlime_utils.heatmap import (deletion_insertion, lime_heatmap, occlusion_sensitivity, pixel_order,
+                                    rank_agreement, top_fraction_mask, top_region_iou)
+from gradlime_utils.neighborhood import Neighborhood
+
+
+def region_model(images):
+    """p(class 1) = the bright fraction of the top-left 10×10 block R of a 20×20 image."""
+    images = np.asarray(images)
+    p1 = (images[:, :10, :10, 0] > 128).mean(axis=(1, 2))
+    return np.stack([1 - p1, p1], axis=1)
+
+
+@pytest.fixture
+def white():
+    return np.full((20, 20, 3), 255, np.uint8)
+
+
+def region_map():
+    heat = np.zeros((20, 20))
+    heat[:10, :10] = 1.0
+    return heat
+
+
+def synthetic_neighborhood(n=400, m=6, seed=0):
+    """Y[:, 1] depends on superpixel 2 strongly and on superpixel 4 weakly; nothing else matters."""
+    rng = np.random.default_rng(seed)
+    data = rng.integers(0, 2, (n, m))
+    data[0] = 1
+    p1 = 0.1 + 0.6 * data[:, 2] + 0.2 * data[:, 4]
+    predictions = np.stack([1 - p1, p1], axis=1)
+    distances = sklearn.metrics.pairwise_distances(data, data[:1], metric="cosine").ravel()
+    segments = np.tile(np.arange(m), (8, 1))  # 8×m, column j is superpixel j
+    kernel = np.sqrt(np.exp(-(distances ** 2) / 0.25 ** 2))
+    return Neighborhood(image=np.zeros((8, m, 3), np.uint8), segments=segments,
+                        fudged_image=np.zeros((8, m, 3), np.uint8), data=data, predictions=predictions,
+                        distances=distances, kernel_weights=kernel, segmentation="grid", seed=seed, hide_color=0,
+                        model_name="synthetic")
+
+
+def test_heatmaps_put_each_superpixels_importance_on_its_pixels_and_find_the_relevant_superpixel():
+    nb = synthetic_neighborhood()
+    lin = lime_heatmap(nb, 1, "linear")
+    np.testing.assert_allclose(lin.importance, gu.explain_lime(nb, 1).coef)
+    assert lin.ranking[:2].tolist() == [2, 4]
+    assert lin.importance[2] == pytest.approx(0.6, abs=0.05) and lin.importance[4] == pytest.approx(0.2, abs=0.05)
+    tree = lime_heatmap(nb, 1, "tree")
+    assert (tree.importance >= 0).all() and tree.importance.sum() == pytest.approx(1.0)
+    assert tree.ranking[:2].tolist() == [2, 4]
+    assert tree.score == pytest.approx(1.0)  # the tree fits a function of two binary features exactly
+    for h in (lin, tree):
+        np.testing.assert_array_equal(h.heatmap, h.importance[nb.segments])
+    shallow = lime_heatmap(nb, 1, "tree", max_depth=1)  # one split: only superpixel 2
+    assert shallow.importance[2] == pytest.approx(1.0)
+
+
+def test_top_region_masks_iou_and_rank_agreement():
+    rng = np.random.default_rng(0)
+    a = rng.random((10, 10))
+    assert top_fraction_mask(a, 0.2).sum() == 20
+    assert a[top_fraction_mask(a, 0.2)].min() >= a[~top_fraction_mask(a, 0.2)].max()
+    flat = np.zeros((10, 10))
+    np.testing.assert_array_equal(np.flatnonzero(top_fraction_mask(flat, 0.05)), np.arange(5))  # ties: raster order
+    assert top_region_iou(a, a) == 1.0
+    assert top_region_iou(a, -a, 0.2) == 0.0  # top and bottom 20% are disjoint
+    assert top_region_iou(a, a + 1e-3 * rng.random((10, 10)), 0.5) > 0.8
+    assert rank_agreement(a, 2 * a + 1) == pytest.approx(1.0)
+    assert rank_agreement(a, -a) == pytest.approx(-1.0)
+    assert np.isnan(rank_agreement(a, flat))
+    np.testing.assert_array_equal(pixel_order(np.array([[0.0, 2.0], [1.0, 2.0]])), [1, 3, 2, 0])
+
+
+def test_deletion_and_insertion_curves_on_a_model_with_a_known_answer(white):
+    good = deletion_insertion(region_model, white, region_map(), label=1, steps=20, fill="black")
+    f = good.fractions
+    np.testing.assert_allclose(good.deletion, 1 - np.minimum(f / 0.25, 1))
+    np.testing.assert_allclose(good.insertion, np.minimum(f / 0.25, 1))
+    assert good.deletion_auc == pytest.approx(0.125)
+    assert good.insertion_auc == pytest.approx(0.875)
+    bad = deletion_insertion(region_model, white, 1 - region_map(), label=1, steps=20, fill="black")
+    assert bad.deletion_auc == pytest.approx(0.875)
+    assert bad.insertion_auc == pytest.approx(0.125)
+    # a batch size that does not divide the 21 steps gives the same curves
+    odd = deletion_insertion(region_model, white, region_map(), label=1, steps=20, fill="black", batch_size=4)
+    np.testing.assert_allclose(odd.deletion, good.deletion)
+
+
+def test_occluding_the_top_superpixels_vs_random_ones(white):
+    segments = gu.segment_image(white, "grid", cell_size=5)  # 16 cells; R holds cells 0, 1, 4, 5
+    importance = np.zeros(16)
+    importance[[0, 1, 4]] = [3.0, 2.0, 1.0]
+    one = occlusion_sensitivity(region_model, white, segments, importance, top_k=1, n_random=12, fill="black")
+    assert one.label == 1 and one.p_original == 1.0
+    assert one.p_top == pytest.approx(0.75) and not one.flip_top
+    assert (one.occluded_top[:5, :5] == 0).all() and (one.occluded_top[5:, :] == 255).all()
+    assert one.p_random.shape == (12,) and set(np.round(one.p_random, 2)) <= {0.75, 1.0}
+    three = occlusion_sensitivity(region_model, white, segments, importance, top_k=3, n_random=5, fill="black")
+    assert three.p_top == pytest.approx(0.25) and three.flip_top and three.label_top == 0
+    assert three.drop_top == pytest.approx(0.75) and three.drop_top > three.drop_random
+    again = occlusion_sensitivity(region_model, white, segments, importance, top_k=3, n_random=5, fill="black")
+    np.testing.assert_array_equal(again.p_random, three.p_random)  # seeded
+
+
+def test_bad_inputs(white):
+    nb = synthetic_neighborhood()
+    segments = gu.segment_image(white, "grid", cell_size=5)
+    with pytest.raises(ValueError, match="surrogate must be one of"):
+        lime_heatmap(nb, 1, "forest")
+    with pytest.raises(ValueError, match="label must be"):
+        lime_heatmap(nb, 7)
+    with pytest.raises(TypeError, match="tree_params"):
+        lime_heatmap(nb, 1, "tree", depth=3)
+    with pytest.raises(ValueError, match="fraction must be in"):
+        top_fraction_mask(region_map(), 0.0)
+    with pytest.raises(ValueError, match="b has shape"):
+        top_region_iou(region_map(), np.zeros((5, 5)))
+    with pytest.raises(ValueError, match="NaN"):
+        rank_agreement(region_map(), np.full((20, 20), np.nan))
+    with pytest.raises(ValueError, match="steps must be"):
+        deletion_insertion(region_model, white, region_map(), 1, steps=0)
+    with pytest.raises(ValueError, match="fill must be"):
+        deletion_insertion(region_model, white, region_map(), 1, fill="purple")
+    with pytest.raises(ValueError, match="heatmap has shape"):
+        deletion_insertion(region_model, white, np.zeros((4, 4)), 1)
+    with pytest.raises(ValueError, match="uint8"):
+        deletion_insertion(region_model, white.astype(float), region_map(), 1)
+    with pytest.raises(ValueError, match="out of range"):
+        deletion_insertion(region_model, white, region_map(), 5)
+    with pytest.raises(ValueError, match="importance has shape"):
+        occlusion_sensitivity(region_model, white, segments, np.zeros(3))
+    with pytest.raises(ValueError, match="top_k must be"):
+        occlusion_sensitivity(region_model, white, segments, np.zeros(16), top_k=16)
+    with pytest.raises(TypeError, match="callable"):
+        occlusion_sensitivity("model", white, segments, np.zeros(16))
+
+
+def test_image_files_lists_a_folder_of_photos_and_rejects_bad_roots(tmp_path):
+    from PIL import Image
+
+    (tmp_path / "fish" / "b").mkdir(parents=True)
+    for name in ("fish/b/2.png", "fish/1.jpg", "fish/notes.txt"):
+        path = tmp_path / name
+        if name.endswith("txt"):
+            path.write_text("not an image")
+        else:
+            Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(path)
+    files = gu.image_files(tmp_path / "fish")
+    assert [p.name for p in files] == ["1.jpg", "2.png"]
+    assert len(gu.image_files(tmp_path / "fish", limit=1)) == 1
+    assert gu.load_image(files[0], size=16).shape == (16, 16, 3)
+    with pytest.raises(FileNotFoundError, match="not a folder"):
+        gu.image_files(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="holds no images"):
+        gu.image_files(tmp_path / "empty")
+    with pytest.raises(ValueError, match="limit must be"):
+        gu.image_files(tmp_path / "fish", limit=0)
