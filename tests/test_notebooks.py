@@ -13,6 +13,8 @@ EXPECTED_OUTPUTS = {
                     "gradlime_results.json"],
     "03_gad": ["D-1_distancing.png", "D-3_support_maps.png", "D-5_methods.png", "D-6_hulls.png",
                "gad_tables.json", "gad_records.csv", "gad_table1.csv", "gad_table2.csv"],
+    "04_evaluation": ["attribution_maps.png", "evaluation_scores.csv", "evaluation_tables.json", "stability.png",
+                      "stability.csv", "benchmark_examples.png", "localisation_maps.png", "localisation_scores.csv"],
     "05_evolime": ["evolime_run.png", "evolime_runs.json", "evolime_runs.csv", "E-1_evolved_vs_lime.png"],
     "06_normlime": ["N-1_digits_9_and_3.png", "N-2_kar.png", "normlime_kar.json"],
     "07_lime_heatmap_vs_gradcam": ["H-2_lime_vs_gradcam.png", "H-2_lime_vs_gradcam.pdf", "H-3_sensitivity.png",
@@ -21,18 +23,39 @@ EXPECTED_OUTPUTS = {
 }
 
 
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    """`reproduce --chapter all --profile smoke` once, as a user would run it; every chapter test reads it."""
+    from gradlime_utils.reproduce import main
+
+    out = tmp_path_factory.mktemp("reproduce")
+    code = main(["--chapter", "all", "--profile", "smoke", "--device", "cpu", "--out", str(out)])
+    return out, code
+
+
+def test_reproduce_all_in_smoke_profile_succeeds(smoke_run):
+    out, code = smoke_run
+    assert code == 0
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [nb.stem for nb in NOTEBOOKS]
+
+
 @pytest.mark.notebook
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
-def test_notebook_runs_in_smoke_profile(notebook, tmp_path):
-    import papermill as pm
+def test_notebook_runs_in_smoke_profile(notebook, smoke_run):
+    from gradlime_utils.reproduce import sha256_file
 
-    out_dir = tmp_path / "out"
-    pm.execute_notebook(str(notebook), str(tmp_path / notebook.name), cwd=str(notebook.parent),
-                        parameters={"profile": "smoke", "device": "cpu", "seed": 0, "output_dir": str(out_dir)},
-                        kernel_name="python3", progress_bar=False)
+    out, _ = smoke_run
+    folder = out / notebook.stem / "smoke"
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["status"] == "ok" and manifest["parameters"]["profile"] == "smoke"
+    assert manifest["device"] == {"requested": "cpu", "resolved": "cpu"} and manifest["seed"] == 0
+    assert manifest["versions"]["torch"] and len(manifest["code_sha256"]) == 64
     for name in EXPECTED_OUTPUTS.get(notebook.stem, []):
-        assert (out_dir / name).is_file(), f"{notebook.stem} did not write {name}"
-    executed = json.loads((tmp_path / notebook.name).read_text())
+        assert (folder / "results" / name).is_file(), f"{notebook.stem} did not write {name}"
+    for png in (folder / "results").rglob("*.png"):
+        assert png.with_suffix(".pdf").is_file()
+    assert manifest["files"] and all(sha256_file(folder / rel) == digest for rel, digest in manifest["files"].items())
+    executed = json.loads((folder / f"{notebook.stem}.ipynb").read_text())
     errors = [o for c in executed["cells"] if c["cell_type"] == "code" for o in c.get("outputs", [])
               if o.get("output_type") == "error"]
     assert not errors

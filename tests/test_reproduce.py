@@ -1,0 +1,105 @@
+"""The reproduce command: bad requests fail before anything runs; a failing chapter leaves the others intact."""
+import json
+
+import nbformat
+import pytest
+
+from gradlime_utils.reproduce import main, parse_parameter, plan_runs, ReproduceError
+
+
+def write_chapter(folder, name, body):
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell('profile = "quick"\ndevice = "auto"\nseed = 0\noutput_dir = "out"\nscale = 1')
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell(body)]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, folder / f"{name}.ipynb")
+
+
+OK = ("from pathlib import Path\nimport json\nout = Path(output_dir); out.mkdir(parents=True, exist_ok=True)\n"
+      "json.dump({'profile': profile, 'value': 2 * scale, 'seed': seed}, open(out / 'result.json', 'w'))")
+
+
+@pytest.fixture
+def book(tmp_path):
+    nbs = tmp_path / "notebooks"
+    nbs.mkdir()
+    write_chapter(nbs, "01_ok", OK)
+    write_chapter(nbs, "02_bad", OK + "\nif scale == 3:\n    raise RuntimeError('chapter broke')")
+    return nbs, tmp_path / "results"
+
+
+def run(book, *args):
+    nbs, out = book
+    return main(["--notebooks", str(nbs), "--out", str(out), "--device", "cpu", *args])
+
+
+def test_runs_writes_manifests_and_skips_a_matching_rerun(book, capsys):
+    nbs, out = book
+    assert run(book, "--chapter", "all", "--profile", "smoke", "-p", "scale=2") == 0
+    result = json.loads((out / "01_ok" / "smoke" / "results" / "result.json").read_text())
+    assert result == {"profile": "smoke", "value": 4, "seed": 0}
+    manifest = json.loads((out / "01_ok" / "smoke" / "manifest.json").read_text())
+    assert manifest["parameters"] == {"profile": "smoke", "device": "cpu", "seed": 0, "scale": 2}
+    assert set(manifest["files"]) == {"01_ok.ipynb", "results/result.json"}
+    assert manifest["git"]["commit"] is None or len(manifest["git"]["commit"]) == 40
+    capsys.readouterr()
+    assert run(book, "--chapter", "01_ok", "--profile", "smoke", "-p", "scale=2") == 0
+    assert "skipped 01_ok" in capsys.readouterr().err
+    assert run(book, "--chapter", "01_ok", "--profile", "smoke", "-p", "scale=5") == 0  # new parameters: runs
+    assert json.loads((out / "01_ok" / "smoke" / "results" / "result.json").read_text())["value"] == 10
+    (out / "01_ok" / "smoke" / "results" / "result.json").write_text("tampered")
+    capsys.readouterr()
+    assert run(book, "--chapter", "01_ok", "--profile", "smoke", "-p", "scale=5") == 0  # a changed file: reruns
+    assert "ok      01_ok" in capsys.readouterr().err
+
+
+def test_a_failing_chapter_exits_non_zero_and_leaves_the_other_results_intact(book, capsys):
+    nbs, out = book
+    assert run(book, "--chapter", "all", "--profile", "smoke", "-p", "scale=1") == 0
+    before = (out / "02_bad" / "smoke" / "manifest.json").read_text()
+    assert run(book, "--chapter", "all", "--profile", "smoke", "-p", "scale=3") == 1
+    err = capsys.readouterr().err
+    assert "FAILED  02_bad" in err and "chapter broke" in err and "1 of 2 chapter(s) failed: 02_bad" in err
+    assert json.loads((out / "01_ok" / "smoke" / "results" / "result.json").read_text())["value"] == 6
+    assert (out / "02_bad" / "smoke" / "manifest.json").read_text() == before  # previous good run untouched
+    assert not [p for p in (out / "02_bad").iterdir() if p.name != "smoke"]  # no temporary folders left
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--chapter", "99_nope", "--profile", "smoke"], "unknown chapter '99_nope'"),
+    (["--chapter", "all", "--profile", "huge"], "unknown profile 'huge'"),
+    (["--chapter", "all", "--profile", "smoke", "--device", "tpu"], "unknown device 'tpu'"),
+    (["--chapter", "01_ok", "--profile", "smoke", "-p", "alpha=2"], "does not declare parameter(s) ['alpha']"),
+    (["--chapter", "01_ok", "--profile", "smoke", "-p", "output_dir=x"], "set by reproduce itself"),
+    (["--chapter", "01_ok", "--profile", "smoke", "-p", "novalue"], "must look like key=value"),
+])
+def test_bad_requests_fail_before_anything_runs(book, capsys, args, message):
+    nbs, out = book
+    assert main(["--notebooks", str(nbs), "--out", str(out), *args]) == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_an_unwritable_output_folder_is_a_clear_error(book, tmp_path, capsys):
+    nbs, _ = book
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    assert main(["--notebooks", str(nbs), "--out", str(blocker / "results"), "--chapter", "all",
+                 "--profile", "smoke"]) == 2
+    assert "is not writable" in capsys.readouterr().err
+
+
+def test_parameter_values_are_read_as_literals():
+    assert parse_parameter("alphas=[2, 4]") == ("alphas", [2, 4])
+    assert parse_parameter("data_root=/data/pets") == ("data_root", "/data/pets")
+    assert parse_parameter("x=None") == ("x", None)
+    with pytest.raises(ReproduceError, match="not a valid name"):
+        parse_parameter("1x=2")
+
+
+def test_the_real_chapters_declare_the_common_parameters(tmp_path):
+    plans = plan_runs("all", "smoke", "cpu", tmp_path, {"seed": 1})
+    assert len(plans) >= 8 and all(p.parameters["seed"] == 1 for p in plans)
+    with pytest.raises(ReproduceError, match="03_gad does not declare"):
+        plan_runs("03_gad", "smoke", "cpu", tmp_path, {"image_names": ["x"]})
