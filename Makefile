@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 JB := $(VENV)/bin/jupyter-book
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: book test check-site vendor clean venv-book venv-test
+.PHONY: book book-student test check-site vendor clean venv-book venv-test
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,13 @@ book: $(VENV)/.installed-book vendor
 	$(JB) clean --all .
 	TQDM_DISABLE=1 PATH="$(abspath $(VENV))/bin:$$PATH" $(JB) build -W -n --keep-going .
 	@echo "Book: _build/html/index.html"
+
+# The student edition: the same book without exercise solutions (and without page sources), in _build/student.
+book-student: $(VENV)/.installed-book vendor
+	rm -rf _build/student
+	GRADLIME_EDITION=student TQDM_DISABLE=1 PATH="$(abspath $(VENV))/bin:$$PATH" \
+	  $(JB) build -W -n --keep-going --path-output _build/student .
+	@echo "Student edition: _build/student/_build/html/index.html"
 
 test: $(VENV)/.installed-test
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m pytest

@@ -35,6 +35,7 @@ BASELINES = {
     "Input x Gradient": "InputXGradient",            # IXG
     "Deconvolution": "Deconvolution",                # DeCon
     "KernelShap": "KernelShap",                      # KH
+    "LRP": "LRP",                                    # LRP (captum's rules; fails on layers it has none for)
     "Gradient": "Gradient",                          # Gradient
     "Grad-CAM": "LayerGradCam",
     "Sobel (control)": "Control Var. Sobel Filter",  # CVSF

@@ -7,6 +7,7 @@ rendered where there are widgets. One screenshot per page. Exit status 1 if any 
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import functools
 import http.server
 import sys
@@ -123,6 +124,8 @@ def main(argv=None) -> int:
     parser.add_argument("html_dir", type=Path)
     parser.add_argument("--chromium", default="/usr/bin/chromium")
     parser.add_argument("--screenshots", type=Path, default=None)
+    parser.add_argument("--require-sliders", default="notebooks/*.html",
+                        help="pages (a glob relative to html_dir) that must each have at least one working slider")
     args = parser.parse_args(argv)
     if not (args.html_dir / "index.html").is_file():
         print(f"{args.html_dir} holds no built book (index.html missing)", file=sys.stderr)
@@ -139,6 +142,8 @@ def main(argv=None) -> int:
                 rel = path.relative_to(args.html_dir).as_posix()
                 shot = args.screenshots / (rel.replace("/", "__")[:-5] + ".png") if args.screenshots else None
                 problems, moved = check_page(browser, base, rel, shot)
+                if fnmatch.fnmatch(rel, args.require_sliders) and moved == 0:
+                    problems.append("no slider moved: every chapter has at least one slider that must respond")
                 print(f"{'FAIL' if problems else 'ok  '} {rel}" + (f" ({moved} sliders moved)" if moved else ""))
                 for p in problems:
                     print(f"       {p}")
