@@ -1,0 +1,57 @@
+"""The reproduction ledger is built from real manifests and stays in sync with them."""
+import json
+from pathlib import Path
+
+import pytest
+
+from gradlime_utils.ledger import ITEMS, main, render, store, verify
+from gradlime_utils.reproduce import sha256_file
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_the_committed_ledger_is_rebuilt_exactly_from_the_stored_manifests():
+    stored = REPO / "book" / "ledger"
+    manifests = sorted(stored.glob("*/*/manifest.json"))
+    assert len(manifests) >= 8, "book/ledger holds the manifests of a full reproduce run"
+    for path in manifests:
+        m = json.loads(path.read_text())
+        assert m["status"] == "ok" and m["profile"] in ("quick", "paper") and len(m["git"]["commit"]) == 40
+    assert verify(stored) == []  # every stored data file is the one its manifest hashed
+    assert render(stored) == (REPO / "book" / "reproduction.md").read_text()
+
+
+def fake_run(results: Path, chapter: str, files: dict[str, str], profile: str = "quick") -> Path:
+    folder = results / chapter / profile
+    (folder / "results").mkdir(parents=True)
+    for name, text in files.items():
+        (folder / "results" / name).write_text(text)
+    manifest = {"status": "ok", "profile": profile, "chapter": chapter, "git": {"commit": "a" * 40, "dirty": False},
+                "device": {"requested": "cpu", "resolved": "cpu"}, "wall_seconds": 1.0,
+                "files": {f"results/{n}": sha256_file(folder / "results" / n) for n in files}}
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    return folder
+
+
+def test_ledger_shows_measured_numbers_status_and_command(tmp_path):
+    lime = {"model": "m", "image": "chelsea", "label_name": "Egyptian cat", "num_samples": 1000,
+            "num_superpixels": 34, "score": 0.66}
+    fake_run(tmp_path, "01_lime", {"lime_explanation.json": json.dumps(lime), "L-1_lime_explanation.png": "png"})
+    page = render(tmp_path)
+    row = next(line for line in page.splitlines() if line.startswith("| L-1 "))
+    assert "partly reproduced" in row and "Egyptian cat, N = 1000, 34 superpixels, surrogate R² 0.66" in row
+    assert "--chapter 01_lime --profile quick" in row and "stand-in" in row
+    assert next(line for line in page.splitlines() if line.startswith("| G-2 ")).split("|")[3].strip() == "not run"
+    assert all(f"| {item.id} |" in page for item in ITEMS)
+
+
+def test_store_copies_data_and_verify_catches_tampering(tmp_path):
+    results, stored = tmp_path / "results", tmp_path / "stored"
+    fake_run(results, "05_evolime", {"evolime_runs.json": "[]", "E-1_evolved_vs_lime.png": "binary"})
+    assert main(["--results", str(results), "--store", str(stored), "--out", str(tmp_path / "page.md")]) == 0
+    assert (stored / "05_evolime" / "quick" / "results" / "evolime_runs.json").read_text() == "[]"
+    assert (stored / "05_evolime" / "quick" / "results" / "E-1_evolved_vs_lime.png").stat().st_size == 0  # marker
+    assert verify(stored) == []
+    (stored / "05_evolime" / "quick" / "results" / "evolime_runs.json").write_text("[1]")
+    assert verify(stored) and main(["--results", str(stored), "--out", str(tmp_path / "p2.md")]) == 1
+    assert main(["--results", str(tmp_path / "missing"), "--out", str(tmp_path / "p3.md")]) == 2
