@@ -37,7 +37,7 @@ book-student: $(VENV)/.installed-book vendor
 	  $(JB) build -W -n --keep-going --path-output _build/student .
 	@echo "Student edition: _build/student/_build/html/index.html"
 
-test: $(VENV)/.installed-test
+test: $(VENV)/.installed-test $(VENV)/.installed-book  # the book extra: the student-edition test builds a small book
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m pytest
 
 $(CHROMIUM):
