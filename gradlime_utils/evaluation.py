@@ -152,7 +152,7 @@ def baseline_attributions(bundle: ModelBundle, images: np.ndarray, labels: Seque
                 a = quantus.explain(bundle.model, x, y, method=method, device=str(bundle.device), **kwargs)
             out[name] = np.asarray(a, dtype=float).reshape(len(x), *x.shape[-2:])
         except Exception as exc:  # noqa: BLE001 - recorded, not dropped
-            out[name] = Failed(f"{type(exc).__name__}: {str(exc).splitlines()[0][:160]}")
+            out[name] = Failed(f"{type(exc).__name__} raised: {str(exc).splitlines()[0][:160]}")
     return out
 
 
@@ -296,7 +296,7 @@ def score_attributions(bundle: ModelBundle | None, images: np.ndarray | None, la
                                  device=device, channel_first=True)
                 result[method][metric_name] = _score_vector(raw, n)
             except Exception as exc:  # noqa: BLE001 - recorded, not dropped
-                result[method][metric_name] = Failed(f"{type(exc).__name__}: {str(exc).splitlines()[0][:160]}")
+                result[method][metric_name] = Failed(f"{type(exc).__name__} raised: {str(exc).splitlines()[0][:160]}")
     return result
 
 
