@@ -14,7 +14,7 @@ from typing import Callable
 import numpy as np
 
 from .models import ModelBundle
-from .neighborhood import Neighborhood, render_masks
+from .neighborhood import Neighborhood, check_rgb_image, render_masks
 from .surrogate import _check_label, explain_lime
 
 SURROGATES = ("linear", "tree")
@@ -150,13 +150,6 @@ def _fill_image(image: np.ndarray, fill) -> np.ndarray:
     return out
 
 
-def _check_image(image) -> np.ndarray:
-    image = np.asarray(image)
-    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        raise ValueError(f"image must be a uint8 H×W×3 array, got shape {image.shape} and dtype {image.dtype}")
-    return image
-
-
 @dataclass
 class OcclusionResult:
     """Occluding the top superpixel(s) vs random ones (METHODS 6.3 iii)."""
@@ -196,7 +189,7 @@ def occlusion_sensitivity(model, image: np.ndarray, segments: np.ndarray, import
     superpixels outside the top ``top_k``. Probabilities and predicted labels are recorded for each image.
     """
     predict = _predictor(model)
-    image = _check_image(image)
+    image = check_rgb_image(image)
     segments = np.asarray(segments)
     if segments.shape != image.shape[:2]:
         raise ValueError(f"segments has shape {segments.shape}, the image {image.shape[:2]}")
@@ -257,7 +250,7 @@ def deletion_insertion(model, image: np.ndarray, heatmap: np.ndarray, label: int
     "black" or a colour. The ``2 * (steps + 1)`` images go through the model in batches.
     """
     predict = _predictor(model)
-    image = _check_image(image)
+    image = check_rgb_image(image)
     heatmap = _as_map("heatmap", heatmap, image.shape[:2])
     if not isinstance(steps, (int, np.integer)) or steps < 1:
         raise ValueError(f"steps must be a positive integer, got {steps!r}")

@@ -105,6 +105,14 @@ class Neighborhood:
         return render_masks(self.image, self.segments, self.data[row:row + 1], self.fudged_image)[0]
 
 
+def check_rgb_image(image) -> np.ndarray:
+    """``image`` as an array, checked to be uint8 H×W×3 (what LIME's perturbations are rendered from)."""
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"image must be a uint8 H×W×3 array, got shape {image.shape} and dtype {image.dtype}")
+    return image
+
+
 def render_masks(image: np.ndarray, segments: np.ndarray, masks, hiding=0) -> np.ndarray:
     """LIME's h(z) for a batch of binary rows z: superpixel j from ``image`` where z_j = 1, else from ``hiding``.
 
@@ -158,9 +166,7 @@ def sample_neighborhood(bundle: ModelBundle, image: np.ndarray, num_samples: int
 
     if not isinstance(num_samples, (int, np.integer)) or num_samples < 2:
         raise ValueError(f"num_samples must be an integer >= 2, got {num_samples!r}")
-    image = np.asarray(image)
-    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        raise ValueError(f"image must be a uint8 H×W×3 array, got shape {image.shape} and dtype {image.dtype}")
+    image = check_rgb_image(image)
     bundle.check_images(image[None])
     if segments is None:
         segments = segment_image(image, segmentation, seed, **segmentation_params)

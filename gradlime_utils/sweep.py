@@ -76,10 +76,6 @@ def plan_sweep(chapter: str, profile: str, device: str, out: Path, grid: dict[st
     return sorted(points, key=lambda pp: point_id(pp[0]))
 
 
-def _run_point(plan: Plan, force: bool) -> dict:
-    return run_chapter(plan, force=force)
-
-
 def merge(points: list[tuple[dict, Plan]], manifests: list[dict], sweep_dir: Path) -> dict:
     """Write ``sweep.json`` and every CSV table concatenated across points, in point order."""
     sweep_dir.mkdir(parents=True, exist_ok=True)
@@ -135,7 +131,7 @@ def run_sweep(points: list[tuple[dict, Plan]], scheduler: str | None = None, wor
         except OSError as exc:
             raise ReproduceError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from exc
     try:
-        futures = {client.submit(_run_point, plan, force, key=f"point-{point_id(point)}", pure=False): i
+        futures = {client.submit(run_chapter, plan, force=force, key=f"point-{point_id(point)}", pure=False): i
                    for i, (point, plan) in enumerate(points)}
         manifests: list[dict | None] = [None] * len(points)
         for future in tqdm(as_completed(futures), total=len(futures), desc="sweep points", disable=not progress):
