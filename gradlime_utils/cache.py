@@ -29,6 +29,49 @@ def config_key(config: dict[str, Any]) -> str:
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
+def content_digest(*parts: Any) -> str:
+    """SHA-256 (16 hex digits) of the *content* of arrays, tensors, bytes or JSON-able values, in order.
+
+    Cached models are keyed by what they were built from (training images, labels, starting weights,
+    configuration), never by a name: two different datasets called alike get two cache entries.
+    """
+    import numpy as np
+
+    h = hashlib.sha256()
+    for part in parts:
+        if isinstance(part, torch.Tensor):
+            part = part.detach().cpu().contiguous().numpy()
+        if isinstance(part, np.ndarray):
+            h.update(f"{part.dtype.str}{part.shape}".encode())
+            h.update(np.ascontiguousarray(part).tobytes())
+        elif isinstance(part, (bytes, bytearray)):
+            h.update(bytes(part))
+        else:
+            h.update(json.dumps(part, sort_keys=True, default=str).encode())
+        h.update(b"\x00")
+    return h.hexdigest()[:16]
+
+
+def state_digest(state: dict) -> str:
+    """:func:`content_digest` of a ``state_dict`` (names and tensors, in name order)."""
+    return content_digest(*[x for name in sorted(state) for x in (name, state[name])])
+
+
+def all_finite(obj: Any) -> bool:
+    """True when every floating-point tensor or array inside ``obj`` (nested dicts/lists) is finite."""
+    import numpy as np
+
+    if isinstance(obj, torch.Tensor):
+        return not obj.is_floating_point() or bool(torch.isfinite(obj).all())
+    if isinstance(obj, np.ndarray):
+        return not np.issubdtype(obj.dtype, np.floating) or bool(np.isfinite(obj).all())
+    if isinstance(obj, dict):
+        return all(all_finite(v) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return all(all_finite(v) for v in obj)
+    return True
+
+
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
     """``torch.save`` to a temporary file in the same folder, then rename.
 
@@ -48,16 +91,26 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
 
 
 def load_checkpoint(path: str | os.PathLike) -> Any | None:
-    """Load a checkpoint with ``weights_only=True``; ``None`` if missing or unreadable.
+    """Load a checkpoint with ``weights_only=True``; ``None`` if missing, unreadable or not finite.
 
-    An unreadable file (truncated, corrupt, not a checkpoint) is removed so that the caller
-    recomputes it instead of loading garbage.
+    An unreadable file (truncated, corrupt, not a checkpoint) or one holding a NaN or infinite weight is
+    removed, with a warning, so that the caller recomputes it instead of loading garbage.
     """
+    import warnings
+
     path = Path(path)
     if not path.exists():
         return None
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # noqa: BLE001 - any failure to read means "recompute"
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any failure to read means "recompute"
+        warnings.warn(f"cached checkpoint {path} is unreadable ({type(exc).__name__}); recomputing it",
+                      RuntimeWarning, stacklevel=2)
         path.unlink(missing_ok=True)
         return None
+    if not all_finite(state):
+        warnings.warn(f"cached checkpoint {path} holds non-finite weights; recomputing it", RuntimeWarning,
+                      stacklevel=2)
+        path.unlink(missing_ok=True)
+        return None
+    return state

@@ -1,6 +1,7 @@
 """Two-class image datasets: the shipped MNIST pair and the papers' Pets / CUB / folder datasets."""
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -9,7 +10,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .cache import cache_dir
+from .cache import cache_dir, content_digest
 from .images import load_image
 
 DATASET_NAMES = ("mnist_3_vs_8", "oxford_pets", "cub_warbler_sparrow", "image_folder")
@@ -56,6 +57,15 @@ class BinaryDataset(torch.utils.data.Dataset):
         if self.arrays is not None:
             return self.arrays[np.asarray(list(indices), dtype=int)]
         return np.stack([self[i][0] for i in indices])
+
+    def fingerprint(self) -> str:
+        """A hash of the dataset's content: the labels, class names, the pixels of in-memory images or the bytes
+        of every image file, and the resizing. Cached models trained on a dataset are keyed by it."""
+        if self.arrays is not None:
+            pixels = [self.arrays]
+        else:  # one file at a time: a paper-scale dataset does not fit in memory as bytes
+            pixels = [hashlib.sha256(Path(p).read_bytes()).hexdigest() for p in self.paths]
+        return content_digest(self.labels, list(self.class_names), self.size, self.mode, *pixels)
 
     def counts(self) -> dict[str, int]:
         """Number of images per class name."""

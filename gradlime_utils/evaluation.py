@@ -23,7 +23,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import torch
 
-from .attributions import check_relu_modules
+from .attributions import attribute, baseline_input, check_relu_modules
 from .models import ModelBundle
 from .surrogate import SurrogateExplanation
 
@@ -112,11 +112,17 @@ def repo_markboundaries_attribution(explanation: SurrogateExplanation, image: np
 
 
 def baseline_attributions(bundle: ModelBundle, images: np.ndarray, labels: Sequence[int],
-                          methods: Sequence[str] | None = None, seed: int = 0) -> dict[str, np.ndarray | Failed]:
+                          methods: Sequence[str] | None = None, seed: int = 0,
+                          baseline: str = "black") -> dict[str, np.ndarray | Failed]:
     """Per-pixel maps (N×H×W) of the gradient baselines and controls, through ``quantus.explain``.
 
-    Captum with the channel sum as reduction, as the GradLIME evaluation scripts; Integrated Gradients with a
-    zero baseline and 10 steps (Quantus' setting), Grad-CAM at the bundle's first ``cam_layers`` entry
+    Captum with the channel sum as reduction, as the GradLIME evaluation scripts. Integrated Gradients (10 steps,
+    Quantus' setting), GradientShap and Input × Gradient are measured against ``baseline``
+    (:func:`gradlime_utils.attributions.baseline_input`): by default the model's preprocessed *black* image, the
+    reference that the faithfulness metrics' "black" perturbation and LIME's hiding use; Quantus' own default is
+    the normalised zero (raw grey). Quantus passes a ``baseline`` keyword to IG and GradientShap; its
+    Input × Gradient has none, so that one is computed as (x - x̄) ⊙ ∇ by
+    :func:`gradlime_utils.attributions.attribute`. Grad-CAM at the bundle's first ``cam_layers`` entry
     upsampled to the image. A method that cannot run on the model is returned as :class:`Failed` with the
     reason: Deconvolution on a model without ``nn.ReLU`` modules (captum would silently return the plain
     gradient), or any exception.
@@ -128,11 +134,18 @@ def baseline_attributions(bundle: ModelBundle, images: np.ndarray, labels: Seque
         raise ValueError(f"unknown baseline method(s) {unknown}; choose from {list(BASELINES)}")
     x = _inputs(bundle, images)
     y = _labels(bundle, labels, len(x))
+    reference = baseline_input(bundle.preprocess, images, baseline).to(bundle.device)
     modules = dict(bundle.model.named_modules())
     out: dict[str, np.ndarray | Failed] = {}
     for name in methods:
         method = BASELINES[name]
         kwargs = {}
+        if method == "InputXGradient":
+            inputs = torch.as_tensor(x, device=bundle.device)
+            out[name] = attribute(bundle.model, inputs, y, "gradient_x_input", reference).sum(dim=1).cpu().numpy()
+            continue
+        if method in ("IntegratedGradients", "GradientShap"):
+            kwargs = {"baseline": reference.expand(len(x), *reference.shape[1:]).contiguous()}
         if method == "LayerGradCam":
             if not bundle.cam_layers:
                 out[name] = Failed(f"{bundle.name} has no Grad-CAM layer")

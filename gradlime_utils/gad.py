@@ -7,7 +7,6 @@ Step 3: keep only the attribution that every model agrees on (:func:`gad_map`).
 from __future__ import annotations
 
 import copy
-import hashlib
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -15,11 +14,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from .attributions import attribution_maps, check_method
-from .cache import atomic_torch_save, cache_dir, config_key, load_checkpoint
+from .attributions import attribution_maps, baseline_input, check_baseline, check_method
+from .cache import atomic_torch_save, cache_dir, config_key, content_digest, load_checkpoint
+from .hull_metrics import hull_points
 from .models import ModelBundle
 
 COMBINE_RULES = ("min", "intersection")
+# Null controls for the support models: the same schedule, images and training, with labels that carry no
+# class information, so that any "distancing" effect on the maps that survives is not GAD's.
+NULL_CONTROLS = ("shuffled_labels",)
 
 
 def distanced_targets(logits, labels, alpha: float) -> np.ndarray:
@@ -28,11 +31,13 @@ def distanced_targets(logits, labels, alpha: float) -> np.ndarray:
     labels = np.asarray(labels)
     if logits.ndim != 2 or logits.shape[1] != 2:
         raise ValueError(f"logits must be an N×2 array, got shape {logits.shape}")
+    if not np.isfinite(logits).all():
+        raise ValueError("logits hold NaN or infinite values")
     if labels.shape != (logits.shape[0],):
         raise ValueError(f"labels must have shape ({logits.shape[0]},), got {labels.shape}")
     if not np.isin(labels, (0, 1)).all():
         raise ValueError("labels must be 0 or 1")
-    if not np.isfinite(alpha) or alpha < 0:
+    if isinstance(alpha, (str, bytes)) or not np.isfinite(alpha) or alpha < 0:
         raise ValueError(f"alpha must be a non-negative number, got {alpha!r}")
     targets = logits.copy()
     rows = np.arange(len(labels))
@@ -75,6 +80,7 @@ class SupportModels:
     bundle: ModelBundle
     models: dict[float, nn.Module]
     reports: list[SupportReport] = field(default_factory=list)
+    null: str | None = None  # None: the real GAD support models; else the null control they were trained as
 
     @property
     def alphas(self) -> list[float]:
@@ -82,11 +88,9 @@ class SupportModels:
 
 
 def _weights_digest(model: nn.Module) -> str:
-    h = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
-        h.update(name.encode())
-        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()[:16]
+    from .cache import state_digest
+
+    return state_digest(model.state_dict())
 
 
 def _logits(model: nn.Module, inputs: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
@@ -100,17 +104,34 @@ def _margin(logits: torch.Tensor, labels: torch.Tensor) -> float:
     return float((logits[rows, labels] - logits[rows, 1 - labels]).mean())
 
 
+def null_labels(labels: np.ndarray, null: str | None, seed: int = 0) -> np.ndarray:
+    """The labels the support models are distanced by: ``labels`` itself, or a seeded permutation of them."""
+    labels = np.asarray(labels)
+    if null is None:
+        return labels
+    if null not in NULL_CONTROLS:
+        raise ValueError(f"null must be None or one of {NULL_CONTROLS}, got {null!r}")
+    # its own stream (seed + a constant), so that the permutation does not repeat the training shuffle
+    return np.random.default_rng([seed, 0x6E756C6C]).permutation(labels)
+
+
 def train_support_models(bundle: ModelBundle, images: np.ndarray, labels: np.ndarray,
                          alphas: Sequence[float] = (2, 4, 6, 8), epochs: int = 10, lr: float = 4e-5,
                          batch_size: int = 32, seed: int = 0, dataset_name: str = "dataset",
-                         progress: bool = True) -> SupportModels:
+                         progress: bool = True, null: str | None = None) -> SupportModels:
     """Step 2: one regression copy of ``bundle.model`` per alpha, trained with MSE on distanced logits.
 
     Each copy starts from the original weights and is trained with Adam (``lr``) for ``epochs`` epochs on
-    the training images (no augmentation, batch norm in training mode as ordinary fine-tuning). Checkpoints
-    are cached under a key of (dataset, model, its weights, alpha, epochs, lr, batch size, seed), written
-    atomically and loaded with ``weights_only=True``; a run interrupted after some alphas resumes from the
-    next one, and a corrupt checkpoint is retrained, never loaded.
+    the training images (no augmentation, batch norm in training mode as ordinary fine-tuning).
+
+    ``null="shuffled_labels"`` trains the null control: the same schedule on the same images, but each image's
+    logits are distanced by a seeded permutation of the labels (:func:`null_labels`), so the models learn no
+    class separation. Its reports still measure the margin with the true labels.
+
+    Checkpoints are cached under a hash of their *content*: the training images, the labels the targets were
+    built from, the starting weights and the configuration (``dataset_name`` only names the file). They are
+    written atomically and loaded with ``weights_only=True``; a run interrupted after some alphas resumes from
+    the next one; a corrupt or non-finite checkpoint is retrained, never loaded.
     """
     from tqdm.auto import tqdm
 
@@ -119,23 +140,31 @@ def train_support_models(bundle: ModelBundle, images: np.ndarray, labels: np.nda
     alphas = check_alpha_schedule(alphas)
     if epochs < 1 or lr <= 0 or batch_size < 1:
         raise ValueError(f"epochs, lr and batch_size must be positive, got {epochs}, {lr}, {batch_size}")
+    images = np.asarray(images)
     labels = np.asarray(labels)
     if len(images) != len(labels):
         raise ValueError(f"{len(images)} images but {len(labels)} labels")
+    if len(labels) == 0:
+        raise ValueError("images is empty: support models need training images")
+    if not np.isin(labels, (0, 1)).all():
+        raise ValueError(f"labels must be 0 or 1, got {np.unique(labels).tolist()}")
+    target_labels = null_labels(labels, null, seed)
     original = bundle.model
     device = bundle.device
     inputs = bundle.preprocess(images).detach()
     y = torch.as_tensor(labels, device=device).long()
     base_logits = _logits(original, inputs)
+    data = content_digest(images, target_labels)
     digest = _weights_digest(original)
     models: dict[float, nn.Module] = {0.0: original}
     reports = []
+    tag = "" if null is None else f"-{null}"
     for alpha in alphas:
-        targets = torch.as_tensor(distanced_targets(base_logits.cpu().numpy(), labels, alpha),
+        targets = torch.as_tensor(distanced_targets(base_logits.cpu().numpy(), target_labels, alpha),
                                   dtype=torch.float32, device=device)
-        key = config_key({"dataset": dataset_name, "model": bundle.name, "weights": digest, "alpha": alpha,
-                          "epochs": epochs, "lr": lr, "batch_size": batch_size, "seed": seed, "n": len(labels)})
-        path = cache_dir("gad_support") / f"{bundle.name}-{dataset_name}-a{alpha:g}-{key}.pt"
+        key = config_key({"data": data, "model": bundle.name, "weights": digest, "alpha": alpha, "null": null,
+                          "epochs": epochs, "lr": lr, "batch_size": batch_size, "seed": seed, "version": 2})
+        path = cache_dir("gad_support") / f"{bundle.name}-{dataset_name}{tag}-a{alpha:g}-{key}.pt"
         support = copy.deepcopy(original)
         state = load_checkpoint(path)
         cached = False
@@ -164,7 +193,7 @@ def train_support_models(bundle: ModelBundle, images: np.ndarray, labels: np.nda
             mse_after=float(nn.functional.mse_loss(after, targets)), margin_before=_margin(base_logits, y),
             margin_after=_margin(after, y), loaded_from_cache=cached))
         models[alpha] = support
-    return SupportModels(bundle=bundle, models=models, reports=reports)
+    return SupportModels(bundle=bundle, models=models, reports=reports, null=null)
 
 
 @dataclass
@@ -187,27 +216,23 @@ def _normalise_by_max(maps: np.ndarray) -> np.ndarray:
     return np.divide(maps, peak[:, None, None], out=np.zeros_like(maps), where=peak[:, None, None] > 0)
 
 
-def top_fraction_mask(maps: np.ndarray, keep: float = 0.5) -> np.ndarray:
-    """Per map: pixels at or above the (1 - keep) quantile of its non-zero values."""
-    out = np.zeros(maps.shape, dtype=bool)
-    for i, m in enumerate(maps):
-        nonzero = m[m > 0]
-        if nonzero.size:
-            out[i] = m >= np.quantile(nonzero, 1 - keep)
-    return out
-
-
 def gad_map(support: SupportModels, images: np.ndarray, target, method: str = "integrated_gradients",
-            combine: str = "min", keep: float = 0.5) -> GadMaps:
+            combine: str = "min", keep: float = 0.5, baseline: str = "black",
+            original: np.ndarray | None = None) -> GadMaps:
     """Step 3: attribution maps of every model and the map of features present in all of them.
 
-    ``combine="min"`` (default, METHODS 3.4 variant B): each map divided by its maximum, then the pixelwise
-    minimum over models (high only where every model finds the pixel important). ``"intersection"``
-    (variant A): the original map where the top ``keep`` fraction of every model's pixels overlap; it
+    ``combine="min"`` (default; the paper keeps "features present in all five maps" without saying how, and
+    this soft intersection is the reading that allows Table 1's RC > 1 cases): each map divided by its maximum,
+    then the pixelwise minimum over models (high only where every model finds the pixel important).
+    ``"intersection"``: the original map where the top ``keep`` fraction of every model's pixels overlap; it
     forces the GAD hull inside the original one (RC <= 1).
     ``images`` is one uint8 H×W×3 image or a batch; ``target`` the class (0 or 1) per image, or one for all.
+    ``baseline``: the reference of Gradient × Input and IG (:data:`~gradlime_utils.attributions.BASELINES`).
+    ``original``: the original model's maps (N×H×W) when already computed (e.g. shared by the real support
+    models and their null control), so that only the support models are queried.
     """
     check_method(method)
+    check_baseline(baseline)
     if combine not in COMBINE_RULES:
         raise ValueError(f"combine must be one of {COMBINE_RULES}, got {combine!r}")
     if not 0 < keep <= 1:
@@ -219,9 +244,19 @@ def gad_map(support: SupportModels, images: np.ndarray, target, method: str = "i
     if not np.isin(targets, (0, 1)).all():
         raise ValueError(f"target must be 0 or 1 for a two-class model, got {np.unique(targets).tolist()}")
     inputs = support.bundle.preprocess(images)
+    reference = baseline_input(support.bundle.preprocess, images, baseline)
     alphas = support.alphas
-    per_model = np.stack([attribution_maps(support.models[a], inputs, targets, method).cpu().numpy()
-                          for a in alphas])
+    per_model = []
+    for a in alphas:
+        if a == 0 and original is not None:
+            if np.shape(original) != (len(images), *inputs.shape[-2:]):
+                raise ValueError(f"original must hold one {tuple(inputs.shape[-2:])} map per image, got shape "
+                                 f"{np.shape(original)}")
+            per_model.append(np.asarray(original, dtype=np.float32))
+        else:
+            per_model.append(attribution_maps(support.models[a], inputs, targets, method,
+                                              reference=reference).cpu().numpy())
+    per_model = np.stack(per_model)
     return GadMaps(method=method, combine=combine, alphas=alphas, per_model=per_model,
                    gad=combine_maps(per_model, combine, keep))
 
@@ -237,7 +272,7 @@ def combine_maps(per_model: np.ndarray, combine: str = "min", keep: float = 0.5)
         raise ValueError(f"per_model must be models × N × H × W, got shape {per_model.shape}")
     if combine == "min":
         return np.min(np.stack([_normalise_by_max(m) for m in per_model]), axis=0)
-    agree = np.logical_and.reduce([top_fraction_mask(m, keep) for m in per_model])
+    agree = np.logical_and.reduce([np.stack([hull_points(m, keep) for m in maps]) for maps in per_model])
     return per_model[0] * agree
 
 
@@ -273,8 +308,9 @@ def train_binary_classifier(arch: str, train, test, epochs: int = 3, lr: float =
         raise ValueError(f"train and test class names differ: {train.class_names} vs {test.class_names}")
     base = load_model(arch, device=device, weights_path=weights_path, download=download)
     size = train[0][0].shape[0]
-    key = config_key({"dataset": train.name, "source": train.source, "arch": arch, "epochs": epochs, "lr": lr,
-                      "batch_size": batch_size, "seed": seed, "n": len(train), "size": size})
+    key = config_key({"data": train.fingerprint(), "arch": arch, "epochs": epochs, "lr": lr,
+                      "batch_size": batch_size, "seed": seed, "size": size, "mode": train.mode,
+                      "weights": _weights_digest(base.model), "version": 2})
     path = cache_dir("gad_classifiers") / f"{arch}-{train.name}-{key}.pt"
     set_seed(seed)
     model = _two_way_head(base.model, arch).to(base.device)

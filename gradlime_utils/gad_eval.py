@@ -1,14 +1,21 @@
-"""GAD's Tables 1 and 2: relative complexity counts and mean relative sensitivity over held-out images."""
+"""GAD's Tables 1 and 2 (relative complexity counts, mean relative sensitivity) and their null control.
+
+Every number is computed for the real support models and for the shuffled-label null
+(:func:`gradlime_utils.gad.train_support_models` with ``null="shuffled_labels"``) by the identical pipeline,
+under both hull rules, so that a reader can see whether a table says something about GAD or about the hulls.
+"""
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict, dataclass
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
 from .attributions import ATTRIBUTION_METHODS, SHORT_NAMES
 from .gad import SupportModels, gad_map
-from .hull_metrics import convex_hull_mask, relative_complexity, relative_sensitivity, supplementary_mask
+from .hull_metrics import (HULL_RULES, OCCLUSIONS, convex_hull_mask, relative_complexity, relative_sensitivity,
+                           share_on_object, supplementary_mask)
 
 # The paper's values (GAD, Tables 1 and 2; columns S, D, GxI, GB, IG), for printing beside ours.
 PAPER_TABLE1 = {
@@ -33,77 +40,272 @@ PAPER_TABLE2 = {  # mean RS x 100
 }
 
 
+# Hull rules as the chapter runs them: the tables' rule (GAD §6, top half of the non-zero pixels) and Figure 4's
+# rule (pixels above 10% of the maximum); rule -> keep.
+HULL_RULE_SETTINGS = {"top_fraction": 0.5, "fraction_of_max": 0.1}
+MODELS = ("real", "null")
+
+
 @dataclass
 class GadRecord:
-    """One image, one class, one method: the hull areas, RC and the two RS values."""
+    """One image, one class, one method, one set of support models, one hull rule, one occlusion colour.
+
+    ``model`` is "real" (GAD's support models) or "null" (the shuffled-label control); the original model is the
+    same for both. ``on_object_*`` is the share of the hull's points on the object (NaN without object masks);
+    ``area_object`` the area of the object's own convex hull, for scale.
+    """
 
     image: int
     label: int
     target: int
     method: str
+    model: str
+    rule: str
+    occlusion: str
     area_orig: int
     area_gad: int
     area_sup: int
+    area_object: int
     rc: float
     rs_gad: float
     rs_sup: float
+    on_object_orig: float
+    on_object_gad: float
 
 
-def evaluate_gad(support: SupportModels, images: np.ndarray, labels: np.ndarray,
-                 methods: Sequence[str] = ATTRIBUTION_METHODS, keep: float = 0.5, combine: str = "min",
+def _as_supports(supports) -> dict[str, SupportModels]:
+    if isinstance(supports, SupportModels):
+        supports = {"real": supports}
+    supports = dict(supports)
+    if not supports or set(supports) - set(MODELS):
+        raise ValueError(f"supports must be SupportModels or a mapping with keys from {MODELS}, got {list(supports)}")
+    bundles = {id(s.bundle.model) for s in supports.values()}
+    if len(bundles) != 1:
+        raise ValueError("the real and null support models must share one original model")
+    return supports
+
+
+def evaluate_gad(supports, images: np.ndarray, labels: np.ndarray, methods: Sequence[str] = ATTRIBUTION_METHODS,
+                 hull_rules: Mapping[str, float] | None = None, combine: str = "min", keep: float = 0.5,
+                 baseline: str = "black", occlusions: Sequence[str] = ("black",), objects: np.ndarray | None = None,
                  progress: bool = True) -> list[GadRecord]:
-    """RC (Eq. 1) and RS (Eq. 2) for every image, both classes and every method."""
+    """RC (GAD Eq. 1) and RS (Eq. 2) for every image, both classes, every method, hull rule and occlusion.
+
+    ``supports``: the real :class:`SupportModels`, or ``{"real": ..., "null": ...}`` to evaluate the null control
+    through the identical pipeline (the original model's maps are computed once and shared). ``hull_rules``:
+    rule -> keep (default :data:`HULL_RULE_SETTINGS`). ``keep`` is the combine rule's fraction for
+    ``combine="intersection"``. ``objects``: N×H×W boolean object masks (for MNIST: the digit's ink), to report
+    how many hull points lie on the object.
+    """
     from tqdm.auto import tqdm
 
+    supports = _as_supports(supports)
+    hull_rules = dict(HULL_RULE_SETTINGS if hull_rules is None else hull_rules)
+    for rule in hull_rules:
+        if rule not in HULL_RULES:
+            raise ValueError(f"hull_rules keys must be from {HULL_RULES}, got {rule!r}")
+    for occ in occlusions:
+        if occ not in OCCLUSIONS:
+            raise ValueError(f"occlusions must be from {tuple(OCCLUSIONS)}, got {occ!r}")
+    images, labels = np.asarray(images), np.asarray(labels)
+    if images.ndim != 4 or len(images) != len(labels) or len(images) == 0:
+        raise ValueError(f"images must be a non-empty N×H×W×3 batch with one label each, got {images.shape} "
+                         f"and {labels.shape}")
+    if objects is not None:
+        objects = np.asarray(objects, dtype=bool)
+        if objects.shape != images.shape[:3]:
+            raise ValueError(f"objects must have shape {images.shape[:3]}, got {objects.shape}")
+        object_areas = [convex_hull_mask(o.astype(float), 1.0).area for o in objects]
+    else:
+        object_areas = [0] * len(images)
+    nan = float("nan")
+    bundle = next(iter(supports.values())).bundle
     records = []
-    for method in tqdm(methods, desc="GAD evaluation", disable=not progress):
-        for target in (0, 1):
-            maps = gad_map(support, images, target, method, combine=combine, keep=keep)
-            hulls_o = [convex_hull_mask(m, keep) for m in maps.original]
-            hulls_g = [convex_hull_mask(m, keep) for m in maps.gad]
-            gad_masks = np.stack([h.mask for h in hulls_g])
-            sup_masks = np.stack([supplementary_mask(o, g) for o, g in zip(hulls_o, hulls_g)])
-            rs_gad = relative_sensitivity(support.bundle, images, gad_masks, target)
-            rs_sup = relative_sensitivity(support.bundle, images, sup_masks, target)
-            for i, (ho, hg) in enumerate(zip(hulls_o, hulls_g)):
-                records.append(GadRecord(image=i, label=int(labels[i]), target=target, method=method,
-                                         area_orig=ho.area, area_gad=hg.area, area_sup=int(sup_masks[i].sum()),
-                                         rc=relative_complexity(hg, ho), rs_gad=float(rs_gad[i]),
-                                         rs_sup=float(rs_sup[i])))
+    jobs = [(m, t) for m in methods for t in (0, 1)]
+    for method, target in tqdm(jobs, desc="GAD evaluation", disable=not progress):
+        original = None
+        for model, support in supports.items():
+            maps = gad_map(support, images, target, method, combine=combine, keep=keep, baseline=baseline,
+                           original=original)
+            original = maps.original
+            for rule, rule_keep in hull_rules.items():
+                hulls_o = [convex_hull_mask(m, rule_keep, rule) for m in maps.original]
+                hulls_g = [convex_hull_mask(m, rule_keep, rule) for m in maps.gad]
+                gad_masks = np.stack([h.mask for h in hulls_g])
+                sup_masks = np.stack([supplementary_mask(o, g) for o, g in zip(hulls_o, hulls_g)])
+                for occ in occlusions:
+                    rs_gad = relative_sensitivity(bundle, images, gad_masks, target, occ)
+                    rs_sup = relative_sensitivity(bundle, images, sup_masks, target, occ)
+                    for i, (ho, hg) in enumerate(zip(hulls_o, hulls_g)):
+                        records.append(GadRecord(
+                            image=i, label=int(labels[i]), target=target, method=method, model=model, rule=rule,
+                            occlusion=occ, area_orig=ho.area, area_gad=hg.area, area_sup=int(sup_masks[i].sum()),
+                            area_object=int(object_areas[i]), rc=relative_complexity(hg, ho),
+                            rs_gad=float(rs_gad[i]), rs_sup=float(rs_sup[i]),
+                            on_object_orig=share_on_object(ho.points, objects[i]) if objects is not None else nan,
+                            on_object_gad=share_on_object(hg.points, objects[i]) if objects is not None else nan))
     return records
 
 
-def table1(records: Sequence[GadRecord], methods: Sequence[str] = ATTRIBUTION_METHODS) -> dict[str, list[int]]:
+def _select(records: Sequence[GadRecord], **fields) -> list[GadRecord]:
+    """Records matching ``fields``; ``occlusion=None`` picks the first occlusion (RC does not depend on it)."""
+    if fields.get("occlusion", "") is None:
+        fields["occlusion"] = records[0].occlusion if records else None
+    return [r for r in records if all(getattr(r, k) == v for k, v in fields.items())]
+
+
+def table1(records: Sequence[GadRecord], methods: Sequence[str] = ATTRIBUTION_METHODS, model: str = "real",
+           rule: str = "top_fraction") -> dict[str, list[int]]:
     """Counts per class (1 and 2 = targets 0 and 1): Orig (RC > 1), GAD (RC < 1), tie/undefined."""
+    chosen = _select(records, model=model, rule=rule, occlusion=None)
     rows = {}
     for target in (0, 1):
         k = target + 1
         for name, test in ((f"Orig.{k}", lambda rc: rc > 1), (f"GAD {k}", lambda rc: rc < 1),
                            (f"tie/undef {k}", lambda rc: not (rc > 1 or rc < 1))):
-            rows[name] = [sum(1 for r in records if r.method == m and r.target == target and test(r.rc))
+            rows[name] = [sum(1 for r in chosen if r.method == m and r.target == target and test(r.rc))
                           for m in methods]
     return rows
 
 
-def table2(records: Sequence[GadRecord], methods: Sequence[str] = ATTRIBUTION_METHODS) -> dict[str, list[float]]:
+def table2(records: Sequence[GadRecord], methods: Sequence[str] = ATTRIBUTION_METHODS, model: str = "real",
+           rule: str = "top_fraction", occlusion: str = "black") -> dict[str, list[float]]:
     """Mean RS x 100 per class for the supplementary and GAD masks (NaN, i.e. empty masks, excluded)."""
+    chosen = _select(records, model=model, rule=rule, occlusion=occlusion)
     rows = {}
     for target in (0, 1):
         k = target + 1
         for name, field in ((f"Sup.{k}", "rs_sup"), (f"GAD {k}", "rs_gad")):
             row = []
             for m in methods:
-                values = np.array([getattr(r, field) for r in records if r.method == m and r.target == target])
+                values = np.array([getattr(r, field) for r in chosen if r.method == m and r.target == target])
                 row.append(float(np.nanmean(values) * 100) if np.isfinite(values).any() else float("nan"))
             rows[name] = row
     return rows
 
 
-def undefined_rs_counts(records: Sequence[GadRecord], methods: Sequence[str] = ATTRIBUTION_METHODS) -> dict:
+def undefined_rs_counts(records: Sequence[GadRecord], methods: Sequence[str] = ATTRIBUTION_METHODS,
+                        model: str = "real", rule: str = "top_fraction", occlusion: str = "black") -> dict:
     """How many RS values were undefined (empty mask) per row of Table 2: reported, never silently dropped."""
-    return {f"{kind}.{t + 1}": [sum(1 for r in records if r.method == m and r.target == t
+    chosen = _select(records, model=model, rule=rule, occlusion=occlusion)
+    return {f"{kind}.{t + 1}": [sum(1 for r in chosen if r.method == m and r.target == t
                                     and not np.isfinite(getattr(r, f"rs_{kind.lower()}"))) for m in methods]
             for kind in ("Sup", "GAD") for t in (0, 1)}
+
+
+def _per_image(records: Sequence[GadRecord], value) -> np.ndarray:
+    """One value per image (records sorted by image index), as floats."""
+    ordered = sorted(records, key=lambda r: r.image)
+    return np.array([value(r) for r in ordered], dtype=float)
+
+
+def paired_bootstrap(real: np.ndarray, null: np.ndarray, n_boot: int = 2000, seed: int = 0,
+                     scale: float = 1.0) -> tuple[float, float, float]:
+    """Difference of NaN-ignoring means, real - null, over the same images, with a percentile 95% interval.
+
+    Images are resampled with replacement (one draw shared by both, since they are the same images);
+    ``scale`` multiplies the result (e.g. 100 for RS × 100). Returns (difference, low, high).
+    """
+    real, null = np.asarray(real, dtype=float), np.asarray(null, dtype=float)
+    if real.shape != null.shape or real.ndim != 1 or len(real) == 0:
+        raise ValueError(f"real and null must be equal-length 1-D arrays, got {real.shape} and {null.shape}")
+    if not isinstance(n_boot, int) or n_boot < 1:
+        raise ValueError(f"n_boot must be a positive integer, got {n_boot!r}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a resample with only undefined values: NaN, dropped
+        diff = (np.nanmean(real) - np.nanmean(null)) * scale
+        idx = np.random.default_rng(seed).integers(0, len(real), size=(n_boot, len(real)))
+        boot = (np.nanmean(real[idx], axis=1) - np.nanmean(null[idx], axis=1)) * scale
+    boot = boot[np.isfinite(boot)]
+    if not boot.size:
+        return float(diff), float("nan"), float("nan")
+    low, high = np.percentile(boot, [2.5, 97.5])
+    return float(diff), float(low), float(high)
+
+
+def verdict(low: float, high: float) -> str:
+    """How a real - null interval reads: beyond the null in GAD's favour, against it, or not distinguishable."""
+    if not (np.isfinite(low) and np.isfinite(high)):
+        return "undefined"
+    if low > 0:
+        return "GAD beyond null"
+    if high < 0:
+        return "null beyond GAD"
+    return "no difference"
+
+
+def null_comparison(records: Sequence[GadRecord], methods: Sequence[str] = ATTRIBUTION_METHODS,
+                    rule: str = "top_fraction", occlusion: str = "black", n_boot: int = 2000,
+                    seed: int = 0) -> list[dict]:
+    """Real vs null support models, per method and class, on the statistic behind each table.
+
+    Table 1: the share of images whose GAD hull is smaller (RC < 1; ties and undefined hulls count as not
+    smaller, as in the counts). Table 2: the mean over images of RS(GAD) - RS(Sup) × 100 (GAD's claim is that
+    it is positive; pairs with an empty mask are undefined and left out). Each row holds the real and null
+    values, real - null with a 95% bootstrap interval over images, and the :func:`verdict`.
+    """
+    rows = []
+    stats = (("Table 1", "share of images with RC < 1", lambda r: float(r.rc < 1), 1.0),
+             ("Table 2", "mean RS(GAD) - RS(Sup), x100", lambda r: r.rs_gad - r.rs_sup, 100.0))
+    for table, statistic, value, scale in stats:
+        occ = None if table == "Table 1" else occlusion
+        for method in methods:
+            for target in (0, 1):
+                per = {model: _per_image(_select(records, model=model, rule=rule, occlusion=occ, method=method,
+                                                 target=target), value) for model in MODELS}
+                if len(per["real"]) == 0 or len(per["real"]) != len(per["null"]):
+                    raise ValueError(f"records need real and null rows for {method}, class {target + 1}, rule {rule}")
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", RuntimeWarning)
+                    real, null = (float(np.nanmean(per[m]) * scale) for m in MODELS)
+                diff, low, high = paired_bootstrap(per["real"], per["null"], n_boot, seed, scale)
+                rows.append({"table": table, "statistic": statistic, "method": SHORT_NAMES.get(method, method),
+                             "class": target + 1, "rule": rule, "occlusion": occ or "-", "real": real, "null": null,
+                             "difference": diff, "ci_low": low, "ci_high": high, "verdict": verdict(low, high)})
+    return rows
+
+
+def rs_paired(records: Sequence[GadRecord], methods: Sequence[str] = ATTRIBUTION_METHODS, model: str = "real",
+              rule: str = "top_fraction", occlusion: str = "black") -> list[dict]:
+    """RS(GAD) against RS(Sup) on the same image (Table 2's claim, paired): share of defined pairs where GAD's is
+    larger, the Wilcoxon signed-rank p-value (NaN below 6 pairs or when all differences are 0), and how many
+    pairs are undefined (an empty GAD or supplementary mask)."""
+    from scipy.stats import wilcoxon
+
+    rows = []
+    for method in methods:
+        for target in (0, 1):
+            chosen = _select(records, model=model, rule=rule, occlusion=occlusion, method=method, target=target)
+            gad, sup = _per_image(chosen, lambda r: r.rs_gad), _per_image(chosen, lambda r: r.rs_sup)
+            ok = np.isfinite(gad) & np.isfinite(sup)
+            d = gad[ok] - sup[ok]
+            p = float("nan")
+            if ok.sum() >= 6 and np.any(d != 0):
+                p = float(wilcoxon(gad[ok], sup[ok]).pvalue)
+            rows.append({"method": SHORT_NAMES.get(method, method), "class": target + 1, "model": model,
+                         "rule": rule, "occlusion": occlusion, "pairs": int(ok.sum()), "undefined": int((~ok).sum()),
+                         "share_gad_greater": float((d > 0).mean()) if ok.any() else float("nan"),
+                         "wilcoxon_p": p})
+    return rows
+
+
+def on_object_shares(records: Sequence[GadRecord], methods: Sequence[str] = ATTRIBUTION_METHODS,
+                     model: str = "real", rule: str = "top_fraction") -> list[dict]:
+    """Per method: the mean share of hull points on the object (original and GAD hulls) and the mean hull
+    areas beside the object's own hull: does a hull describe the object or the frame?"""
+    rows = []
+    for method in methods:
+        chosen = _select(records, model=model, rule=rule, occlusion=None, method=method)
+
+        def mean(field: str) -> float:
+            values = np.array([getattr(r, field) for r in chosen], dtype=float)
+            return float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
+
+        rows.append({"method": SHORT_NAMES.get(method, method), "model": model, "rule": rule,
+                     "on_object_orig": mean("on_object_orig"), "on_object_gad": mean("on_object_gad"),
+                     "area_orig": mean("area_orig"), "area_gad": mean("area_gad"),
+                     "area_object": mean("area_object")})
+    return rows
 
 
 def format_table(rows: dict, methods: Sequence[str] = ATTRIBUTION_METHODS, paper: dict | None = None,
@@ -122,3 +324,151 @@ def format_table(rows: dict, methods: Sequence[str] = ATTRIBUTION_METHODS, paper
 
 def records_to_rows(records: Sequence[GadRecord]) -> list[dict]:
     return [asdict(r) for r in records]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# reporting: tables as DataFrames, the reading in words, the JSON the ledger reads
+
+
+def tables_frame(records: Sequence[GadRecord], table: str = "1", rule: str = "top_fraction",
+                 occlusion: str = "black", methods: Sequence[str] = ATTRIBUTION_METHODS,
+                 paper: dict | None = None):
+    """Table 1 (counts) or Table 2 (mean RS × 100) as a DataFrame: the real rows, the null rows beneath them, and
+    the paper's values (``paper``: a block of :data:`PAPER_TABLE1` / :data:`PAPER_TABLE2`) where given."""
+    import pandas as pd
+
+    if table not in ("1", "2"):
+        raise ValueError(f"table must be '1' or '2', got {table!r}")
+    frames = []
+    for model in sorted({r.model for r in records}, key=MODELS.index):
+        rows = table1(records, methods, model, rule) if table == "1" else table2(records, methods, model, rule,
+                                                                                   occlusion)
+        frames.append(pd.DataFrame(rows, index=[SHORT_NAMES[m] for m in methods]).T.assign(model=model))
+    if paper:
+        frames.append(pd.DataFrame(paper, index=[SHORT_NAMES[m] for m in methods]).T.assign(model="paper"))
+    frame = pd.concat(frames)
+    frame.index.name = "row"
+    frame = frame.reset_index().set_index(["model", "row"])
+    return frame if table == "1" else frame.round(4)
+
+
+def null_comparison_frame(rows: Sequence[dict]):
+    """:func:`null_comparison` rows as a DataFrame: one line per table, method and class, interval in brackets."""
+    import pandas as pd
+
+    frame = pd.DataFrame(rows)
+    frame["real - null [95% CI]"] = [f"{d:+.3f} [{lo:+.3f}, {hi:+.3f}]" for d, lo, hi in
+                                     zip(frame["difference"], frame["ci_low"], frame["ci_high"])]
+    return frame.set_index(["table", "method", "class"])[["real", "null", "real - null [95% CI]", "verdict"]].round(3)
+
+
+def describe_null_comparison(by_rule: Mapping[str, Sequence[dict]]) -> str:
+    """The chapter's reading, in words, from the numbers: per hull rule and table, which methods differ from the
+    null in GAD's favour (both classes), which the other way, and which do not."""
+    names = {"top_fraction": "the tables' rule (top half of the non-zero pixels)",
+             "fraction_of_max": "Figure 4's rule (pixels above 10% of the maximum)"}
+    lines = []
+    for rule, rows in by_rule.items():
+        for table in ("Table 1", "Table 2"):
+            chosen = [r for r in rows if r["table"] == table]
+            methods = list(dict.fromkeys(r["method"] for r in chosen))
+            verdicts = {m: {r["verdict"] for r in chosen if r["method"] == m} for m in methods}
+            both = [m for m in methods if verdicts[m] == {"GAD beyond null"}]
+            against = [m for m in methods if "null beyond GAD" in verdicts[m]]
+            rest = [m for m in methods if m not in both and m not in against]
+            stat = chosen[0]["statistic"] if chosen else ""
+            lines.append(f"- **{table}, {names.get(rule, rule)}** ({stat}): GAD beyond its null for both classes: "
+                         f"{', '.join(both) or 'none'}; the null beyond GAD for at least one class: "
+                         f"{', '.join(against) or 'none'}; no difference or mixed: {', '.join(rest) or 'none'}.")
+    return "\n".join(lines)
+
+
+def results_json(records: Sequence[GadRecord], hull_rules: Mapping[str, float], occlusions: Sequence[str],
+                 methods: Sequence[str] = ATTRIBUTION_METHODS, n_boot: int = 2000, seed: int = 0) -> dict:
+    """Everything Tables 1-2 report, real and null, for every hull rule and occlusion: the JSON the ledger reads.
+
+    ``table1`` / ``table2`` at the top level are the paper's setting (real models, tables' rule, black occlusion).
+    """
+    models = [m for m in MODELS if any(r.model == m for r in records)]
+    out = {"methods": [SHORT_NAMES[m] for m in methods], "hull_rules": dict(hull_rules),
+           "occlusions": list(occlusions), "models": models, "tables": {}, "null_comparison": [], "rs_paired": [],
+           "on_object": [], "undefined_rs": {}}
+    for rule in hull_rules:
+        out["tables"][rule] = {model: {"table1": table1(records, methods, model, rule),
+                                       "table2": {occ: table2(records, methods, model, rule, occ)
+                                                  for occ in occlusions}} for model in models}
+        for model in models:
+            out["on_object"] += on_object_shares(records, methods, model, rule)
+            for occ in occlusions:
+                out["rs_paired"] += rs_paired(records, methods, model, rule, occ)
+                out["undefined_rs"][f"{model}/{rule}/{occ}"] = undefined_rs_counts(records, methods, model, rule, occ)
+        if "null" in models:
+            for occ in occlusions:
+                rows = null_comparison(records, methods, rule, occ, n_boot, seed)
+                out["null_comparison"] += [r for r in rows if r["table"] == "Table 2" or occ == occlusions[0]]
+    first = next(iter(hull_rules))
+    out["table1"] = out["tables"][first]["real"]["table1"]
+    out["table2"] = out["tables"][first]["real"]["table2"][occlusions[0]]
+    return out
+
+
+def plot_hulls(ax, image: np.ndarray, original: np.ndarray, gad: np.ndarray,
+               hull_rules: Mapping[str, float] | None = None) -> None:
+    """Figure 6's panel: the image with the original (red) and GAD (green) hulls, one line style per hull rule
+    (solid: the tables' rule, dashed: Figure 4's rule)."""
+    hull_rules = dict(HULL_RULE_SETTINGS if hull_rules is None else hull_rules)
+    ax.imshow(image)
+    for (rule, keep), style in zip(hull_rules.items(), ("solid", "dashed", "dotted")):
+        for attribution, colour in ((original, "red"), (gad, "lime")):
+            hull = convex_hull_mask(attribution, keep, rule)
+            if hull.defined:
+                ax.contour(hull.mask, levels=[0.5], colors=colour, linewidths=1, linestyles=style)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def rs_paired_frame(rows: Sequence[dict]):
+    """:func:`rs_paired` rows as one DataFrame: per rule, method and class, a column per model × occlusion holding
+    "share GAD > Sup (p, undefined pairs)"."""
+    import pandas as pd
+
+    frame = pd.DataFrame(rows)
+    frame["GAD > Sup (p; undefined)"] = [
+        f"{s:.2f} (p={p:.1g}; {u})" if s == s else f"n/a ({u})"
+        for s, p, u in zip(frame["share_gad_greater"], frame["wilcoxon_p"], frame["undefined"])]
+    return frame.pivot_table(index=["rule", "method", "class"], columns=["model", "occlusion"],
+                             values="GAD > Sup (p; undefined)", aggfunc="first")
+
+
+def describe_mechanism(results: Mapping) -> str:
+    """What the hulls are built on, in words, from :func:`results_json`'s on-object shares and areas."""
+    rows = [r for r in results["on_object"] if r["model"] == "real"]
+    if not rows or not np.isfinite(rows[0]["area_object"]) or rows[0]["area_object"] == 0:
+        return "No object masks were given, so the share of hull points on the object is not measured."
+    lines = []
+    for rule in results["hull_rules"]:
+        chosen = [r for r in rows if r["rule"] == rule]
+        parts = ", ".join(f"{r['method']} {r['on_object_orig']:.0%} ({r['area_orig']:.0f} px)" for r in chosen)
+        lines.append(f"- **{rule}**: share of the original hull's points on the object (mean hull area): {parts}; "
+                     f"the object's own hull is {chosen[0]['area_object']:.0f} px on average.")
+    return "\n".join(lines)
+
+
+def write_results(folder, records: Sequence[GadRecord], results: Mapping) -> None:
+    """The chapter's files: every record (``gad_records.csv``), Tables 1 and 2 of the tables' rule with real,
+    null and paper rows (``gad_table1.csv``, ``gad_table2.csv``) and everything in ``gad_tables.json``."""
+    import csv
+    import json
+    from pathlib import Path
+
+    folder = Path(folder)
+    rows = records_to_rows(records)
+    with open(folder / "gad_records.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    rule = next(iter(results["hull_rules"]))
+    occlusion = results["occlusions"][0]
+    for name in ("1", "2"):
+        tables_frame(records, name, rule, occlusion).to_csv(folder / f"gad_table{name}.csv")
+    (folder / "gad_tables.json").write_text(json.dumps(results, indent=1, default=float))

@@ -14,7 +14,6 @@ against the hashes in the manifests, without rerunning anything.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import shutil
 import sys
@@ -36,14 +35,6 @@ def _json(folder: Path, name: str):
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def _csv(folder: Path, name: str) -> list[dict] | None:
-    path = folder / "results" / name
-    if not path.is_file():
-        return None
-    with open(path, newline="") as fh:
-        return list(csv.DictReader(fh))
-
-
 def _figure(*names: str) -> Callable[[Path], str]:
     def read(folder: Path) -> str:
         found = [n for n in names if (folder / "results" / n).is_file()]
@@ -59,16 +50,32 @@ def _l1(folder: Path) -> str:
             f"superpixels, surrogate R² {d['score']:.2f}")
 
 
-def _gad_table(name: str, rows: tuple[str, ...]) -> Callable[[Path], str]:
+def _gad_table(table: str) -> Callable[[Path], str]:
+    """D-7 / D-8: the real and null rows of class 1 under each hull rule, and the verdicts of real - null."""
     def read(folder: Path) -> str:
-        table = _csv(folder, name)
-        meta = _json(folder, "gad_tables.json") or {}
-        if not table:
+        meta = _json(folder, "gad_tables.json")
+        if not meta or "null_comparison" not in meta:
             return ""
-        cols = [c for c in table[0] if c != "row"]
-        parts = [f"{r['row']}: " + " / ".join(f"{float(r[c]):.3g}" for c in cols) for r in table if r["row"] in rows]
-        where = f"{meta.get('model', '?')} on {meta.get('dataset', '?')}"
-        return f"{where}; {' ; '.join(parts)} ({' / '.join(cols)})"
+        cols = meta["methods"]
+        where = f"{meta.get('model', '?')} on {meta.get('dataset', '?')}, {meta.get('n_images', '?')} images"
+        parts = []
+        for rule, models in meta["tables"].items():
+            cells = []
+            for model, tables in models.items():
+                if table == "1":
+                    row = tables["table1"]["GAD 1"]
+                    cells.append(f"{model} GAD 1: " + " / ".join(f"{v:g}" for v in row))
+                else:
+                    t2 = tables["table2"][meta["occlusions"][0]]
+                    cells.append(f"{model} Sup.1: " + " / ".join(f"{v:.3g}" for v in t2["Sup.1"]) +
+                                 f", GAD 1: " + " / ".join(f"{v:.3g}" for v in t2["GAD 1"]))
+            rows = [r for r in meta["null_comparison"] if r["rule"] == rule and r["table"] == f"Table {table}"
+                    and r["occlusion"] in ("-", meta["occlusions"][0])]
+            beyond = [m for m in cols if {r["verdict"] for r in rows if r["method"] == m} == {"GAD beyond null"}]
+            against = [m for m in cols if any(r["verdict"] == "null beyond GAD" for r in rows if r["method"] == m)]
+            parts.append(f"{rule}: {'; '.join(cells)}; GAD beyond its null (both classes): "
+                         f"{', '.join(beyond) or 'none'}; null beyond GAD: {', '.join(against) or 'none'}")
+        return f"{where} ({' / '.join(cols)}); " + " — ".join(parts)
     return read
 
 
@@ -196,10 +203,10 @@ ITEMS = (
     Item("D-6", "GAD", "Fig. 6: hulls of the least-activated images", "03_gad", "partly reproduced",
          "figure (2 datasets × 2 models)", _figure("D-6_hulls.png")),
     Item("D-7", "GAD", "Table 1: RC win counts", "03_gad", "partly reproduced",
-         _paper_gad("1", ("Orig.1", "GAD 1")), _gad_table("gad_table1.csv", ("Orig.1", "GAD 1")),
+         _paper_gad("1", ("Orig.1", "GAD 1")), _gad_table("1"),
          "-p dataset=oxford_pets -p arch=resnet18"),
     Item("D-8", "GAD", "Table 2: mean RS × 100", "03_gad", "partly reproduced",
-         _paper_gad("2", ("Sup.1", "GAD 1")), _gad_table("gad_table2.csv", ("Sup.1", "GAD 1")),
+         _paper_gad("2", ("Sup.1", "GAD 1")), _gad_table("2"),
          "-p dataset=oxford_pets -p arch=resnet18"),
     Item("E-1", "EvoLIME", "evolved explanations vs LIME", "05_evolime", "partly reproduced",
          "figure (4 ImageNet images, ResNet)", _figure("E-1_evolved_vs_lime.png")),

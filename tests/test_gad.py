@@ -154,12 +154,6 @@ def test_guided_backprop_and_deconvolution_refuse_functional_relus(mnist_bundle)
         check_relu_modules(gu.load_model("efficientnet_lite0").model, "guided_backprop")  # ReLU6 only
 
 
-@pytest.fixture(scope="module")
-def small_train():
-    ds = gu.load_binary_dataset("mnist_3_vs_8", "train", max_per_class=40)
-    return ds.images(), ds.labels
-
-
 def test_support_models_distance_the_logits_and_resume(mnist_bundle, small_train, monkeypatch):
     import gradlime_utils.gad as gad
 
@@ -258,6 +252,12 @@ def test_paper_profile_classifier_fine_tunes_a_two_way_resnet18(tmp_path, monkey
     again = train_binary_classifier("resnet18", train, test, epochs=4, lr=1e-3, batch_size=8, device="cpu",
                                     download=False, progress=False)
     assert again.info["cached"] is True and again.info["test_accuracy"] == bundle.info["test_accuracy"]
+    changed = Image.open(train.paths[0]).convert("RGB")  # one pixel of one training file: a new cache entry
+    changed.putpixel((0, 0), (255, 255, 255))
+    changed.save(train.paths[0])
+    retrained = train_binary_classifier("resnet18", train, test, epochs=1, lr=1e-3, batch_size=8, device="cpu",
+                                        download=False, progress=False)
+    assert retrained.info["cached"] is False
     support = train_support_models(bundle, train.images(), train.labels, alphas=(2,), epochs=1, lr=1e-4,
                                    dataset_name="pets-fixture", progress=False)
     maps = gad_map(support, test.images([0, 1]), [0, 0], "guided_backprop")  # ResNet18 uses nn.ReLU modules
