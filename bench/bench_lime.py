@@ -8,7 +8,10 @@ Explains one 224-px photo with EfficientNet-Lite0 at N perturbed samples and pri
    relative to LIME's total (target < 5%);
 3. the speed-up over the lime package's own recipe (``explain_instance`` with batch_size=10 and a
    per-image torchvision-transform classifier, as in lime's PyTorch tutorial) on the same image and N;
-4. for reference, channels-last + inference_mode vs NCHW with autograd, and per-image time by batch size.
+4. the engine table: per-image time of PyTorch eager (NCHW with autograd, as a naive loop; channels-last under
+   inference_mode), ``torch.compile`` (with its compile time) and ONNX Runtime (with its export time), on the
+   same perturbed images at the same batch size, and the largest probability difference from PyTorch;
+5. the batch table: per-image time of the default engine by batch size, and the size ``batch_size=None`` chose.
 
 Usage: python bench/bench_lime.py [--num-samples 1000] [--image chelsea] [--repeats 3]
 """
@@ -62,8 +65,8 @@ def main() -> None:
     bundle = gu.load_model("efficientnet_lite0", device="cpu")
     image = gu.load_image(args.image)
     n = args.num_samples
-    print(f"EfficientNet-Lite0, {args.image} 224 px, N = {n}, batch size {bundle.batch_size}, "
-          f"{torch.get_num_threads()} torch threads")
+    print(f"EfficientNet-Lite0, {args.image} 224 px, N = {n}, engine {bundle.engine_used}, batch size "
+          f"{bundle.resolved_batch_size()} (autotuned), {torch.get_num_threads()} torch threads")
 
     segments = gu.segment_image(image, "quickshift", seed=0)
     def sample():
@@ -94,24 +97,51 @@ def main() -> None:
         classifier = lime_tutorial_classifier(bundle)
         t_recipe, _ = timed(lambda: LimeImageExplainer(random_state=0).explain_instance(
             image, classifier, top_labels=1, hide_color=0, num_samples=n, random_seed=0, batch_size=10), 1)
-        print(f"[3] lime recipe (explain_instance, batch 10, per-image transforms) {t_recipe:.2f} s vs ours "
-              f"{lime_total:.2f} s: speed-up {t_recipe / lime_total:.2f}x")
+        print(f"[3] lime recipe (explain_instance, batch 10, per-image transforms, PyTorch) {t_recipe:.2f} s vs ours "
+              f"{lime_total:.2f} s: speed-up {t_recipe / lime_total:.2f}x  (target >= 2.0)")
 
     x = perturbed[:64]
+    engine_table(bundle, x)
+    print(f"[5] batch sizes, engine {bundle.engine_used} (batch_size=None chose {bundle.resolved_batch_size()} on this "
+          f"machine; ms per image):")
+    for bs in (1, 4, 8, 16, 32, 64):
+        t, _ = timed(lambda: bundle.predict_proba(x, batch_size=bs), 2)
+        print(f"    batch {bs:>3}: {1e3 * t / len(x):.1f}")
+
+
+def engine_table(bundle, x) -> None:
+    """Per-image time of each engine on the same images and batch size, its one-off cost and its accuracy."""
+    batch = bundle.resolved_batch_size()
+    torch_bundle = gu.load_model("efficientnet_lite0", device="cpu", engine="torch", batch_size=batch)
+    reference = torch_bundle.predict_proba(x)
     model_nchw = gu.load_model("efficientnet_lite0", device="cpu").model.to(memory_format=torch.contiguous_format)
     inputs = torch.from_numpy(x).permute(0, 3, 1, 2).float().div(255).sub(0.5).div(0.5)
 
     def nchw_autograd():
-        for chunk in inputs.split(bundle.batch_size):
-            model_nchw(chunk)
+        return torch.cat([model_nchw(chunk) for chunk in inputs.split(batch)]).softmax(1).detach().numpy()
 
-    t_fast, _ = timed(lambda: bundle.predict_proba(x), 2)
-    t_slow, _ = timed(nchw_autograd, 2)
-    print(f"[4] 64 images: channels-last + inference_mode {t_fast:.2f} s vs NCHW with autograd {t_slow:.2f} s: "
-          f"{t_slow / t_fast:.2f}x")
-    for bs in (1, 8, 16, 32, 64):
-        t, _ = timed(lambda: bundle.predict_proba(x, batch_size=bs), 2)
-        print(f"    batch {bs:>3}: {1e3 * t / len(x):.1f} ms per image")
+    rows = [("torch eager, NCHW + autograd", 0.0, nchw_autograd),
+            ("torch eager, channels-last + inference_mode", 0.0, lambda: torch_bundle.predict_proba(x))]
+    compiled = torch.compile(gu.load_model("efficientnet_lite0", device="cpu").model)
+    t_compile, _ = timed(lambda: compiled(torch_bundle.preprocess(x[:batch])))
+    rows.append(("torch.compile (inductor)", t_compile, lambda: torch.cat(
+        [compiled(torch_bundle.preprocess(x[i:i + batch])) for i in range(0, len(x), batch)]).softmax(1).numpy()))
+    onnx_bundle = gu.load_model("efficientnet_lite0", device="cpu", engine="onnxruntime", batch_size=batch)
+    from gradlime_utils.cache import cache_dir
+    for f in cache_dir("onnx").glob("EfficientNet-*.onnx"):
+        f.unlink()  # time the export too
+    t_export, _ = timed(lambda: onnx_bundle.predict_proba(x[:2]))
+    rows.append(("ONNX Runtime (CPU provider)", t_export, lambda: onnx_bundle.predict_proba(x)))
+    print(f"[4] engines, {len(x)} perturbed images, batch {batch} (ms per image; one-off cost; max |p - p_torch|):")
+    base = None
+    for name, once, fn in rows:
+        with torch.inference_mode() if "autograd" not in name else torch.enable_grad():
+            fn()
+            t, p = timed(fn, 3)
+        per = 1e3 * t / len(x)
+        base = base or per
+        print(f"    {name:<45} {per:6.1f} ms  ({base / per:.2f}x)  one-off {once:5.1f} s  "
+              f"max diff {np.abs(np.asarray(p) - reference).max():.1e}")
 
 
 if __name__ == "__main__":

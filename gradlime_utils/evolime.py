@@ -12,8 +12,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+
 from .models import ModelBundle
 from .neighborhood import render_masks
+from .validation import check_hide_color, check_seed, check_segments
 
 
 def tournament_select(population: np.ndarray, fitness: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
@@ -76,6 +78,10 @@ def evolve_explanation(bundle: ModelBundle, image: np.ndarray, segments: np.ndar
     Every generation is evaluated as one batch through ``bundle.predict_proba``. Fitness ties are broken
     towards fewer superpixels; ``parsimony`` (lambda) subtracts lambda * |s| / M as an ablation knob.
     """
+    image = np.asarray(image)
+    segments = check_segments(segments, image.shape[:2])
+    hide_color = check_hide_color(hide_color)
+    seed = check_seed(seed)
     m = int(segments.max()) + 1
     if population < 2 or generations < 0:
         raise ValueError(f"population must be >= 2 and generations >= 0, got {population}, {generations}")

@@ -46,7 +46,12 @@ def distanced_targets(logits, labels, alpha: float) -> np.ndarray:
 
 
 def check_alpha_schedule(alphas: Sequence[float]) -> tuple[float, ...]:
+    if isinstance(alphas, (str, bytes)) or not all(isinstance(a, (int, float, np.integer, np.floating))
+                                                   and not isinstance(a, bool) for a in alphas):
+        raise TypeError(f"alphas must be a sequence of numbers, got {alphas!r}")
     alphas = tuple(float(a) for a in alphas)
+    if not all(np.isfinite(alphas)):
+        raise ValueError(f"alphas must be finite, got {alphas}")
     if not alphas:
         raise ValueError("the alpha schedule is empty")
     if any(a <= 0 for a in alphas):
@@ -240,6 +245,8 @@ def gad_map(support: SupportModels, images: np.ndarray, target, method: str = "i
     images = np.asarray(images)
     if images.ndim == 3:
         images = images[None]
+    if len(images) == 0:
+        raise ValueError("images is empty: gad_map needs at least one image")
     targets = np.broadcast_to(np.asarray(target), (len(images),)).astype(int)
     if not np.isin(targets, (0, 1)).all():
         raise ValueError(f"target must be 0 or 1 for a two-class model, got {np.unique(targets).tolist()}")

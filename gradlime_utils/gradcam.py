@@ -64,6 +64,9 @@ def gradcam(bundle: ModelBundle, image: np.ndarray, target: int, layers: Sequenc
     raw, resized = {}, []
     for name in names:
         cam = LayerGradCam(bundle.model, modules[name]).attribute(x, target=int(target), relu_attributions=True)
+        if cam.dim() != 4:
+            raise ValueError(f"layers: {name!r} has no spatial output (its attribution has shape "
+                             f"{tuple(cam.shape)}); Grad-CAM needs a convolutional layer such as {bundle.cam_layers}")
         cam = cam.detach().float().sum(dim=1, keepdim=True)  # 1×1×h×w
         raw[name] = cam[0, 0].cpu().numpy()
         up = F.interpolate(_minmax(cam), size=(h, w), mode="bilinear", align_corners=False)

@@ -8,6 +8,7 @@ top superpixel, deletion and insertion curves) work on any per-pixel map, so Gra
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Callable
 
@@ -16,6 +17,7 @@ import numpy as np
 from .models import ModelBundle
 from .neighborhood import Neighborhood, check_rgb_image, render_masks
 from .surrogate import _check_label, explain_lime
+from .validation import check_finite
 
 SURROGATES = ("linear", "tree")
 
@@ -194,7 +196,7 @@ def occlusion_sensitivity(model, image: np.ndarray, segments: np.ndarray, import
     if segments.shape != image.shape[:2]:
         raise ValueError(f"segments has shape {segments.shape}, the image {image.shape[:2]}")
     m = int(segments.max()) + 1
-    importance = np.asarray(importance, dtype=float)
+    importance = check_finite("importance", np.asarray(importance, dtype=float))
     if importance.shape != (m,):
         raise ValueError(f"importance has shape {importance.shape}; the segmentation has {m} superpixels")
     if not isinstance(top_k, (int, np.integer)) or not 1 <= top_k < m:
@@ -216,7 +218,12 @@ def occlusion_sensitivity(model, image: np.ndarray, segments: np.ndarray, import
     occluded = render_masks(image, segments, masks, _fill_image(image, fill))
     proba = predict(occluded)
     labels = proba.argmax(axis=1)
-    return OcclusionResult(label=int(label), p_original=float(base[label]), p_top=float(proba[0, label]),
+    p_top = float(proba[0, label])
+    if importance.max() == importance.min():  # no superpixel is more important than another
+        warnings.warn("importance is constant (e.g. all zero): the top superpixels are undefined, p_top is NaN",
+                      RuntimeWarning, stacklevel=2)
+        p_top = float("nan")
+    return OcclusionResult(label=int(label), p_original=float(base[label]), p_top=p_top,
                            p_random=proba[1:, label].astype(float), label_top=int(labels[0]),
                            labels_random=labels[1:], occluded_top=occluded[0])
 
@@ -257,13 +264,18 @@ def deletion_insertion(model, image: np.ndarray, heatmap: np.ndarray, label: int
     if not isinstance(label, (int, np.integer)) or label < 0:
         raise ValueError(f"label must be a non-negative class index, got {label!r}")
     filler = _fill_image(image, fill)
-    order = pixel_order(heatmap)
     n = heatmap.size
     fractions = np.arange(steps + 1) / steps
+    if heatmap.max() == heatmap.min():  # no order to follow: the curves would only follow the raster order
+        warnings.warn("heatmap is constant (e.g. all zero): deletion and insertion are undefined (NaN)",
+                      RuntimeWarning, stacklevel=2)
+        undefined = np.full(steps + 1, np.nan)
+        return DeletionInsertion(fractions=fractions, deletion=undefined, insertion=undefined.copy())
+    order = pixel_order(heatmap)
     counts = np.round(fractions * n).astype(int)
     flat_img, flat_fill = image.reshape(n, 3), filler.reshape(n, 3)
     curves = {"deletion": [], "insertion": []}
-    batch_size = batch_size or (model.batch_size if isinstance(model, ModelBundle) else 16)
+    batch_size = batch_size or (model.resolved_batch_size() if isinstance(model, ModelBundle) else 16)
     for start in range(0, steps + 1, batch_size):
         chunk = counts[start:start + batch_size]
         dele = np.repeat(flat_img[None], len(chunk), axis=0)

@@ -164,6 +164,10 @@ def _sensitivity(folder: Path) -> str:
     return f"probability drop, top superpixel {top:.3f} vs random {rnd:.3f}; label flips {flips}/{len(rows)}"
 
 
+class LedgerError(ValueError):
+    """A results folder the ledger cannot read, or a destination it cannot write (the message names the file)."""
+
+
 @dataclass(frozen=True)
 class Item:
     id: str
@@ -238,7 +242,11 @@ def chapter_folder(results: Path, chapter: str) -> tuple[Path | None, dict | Non
         folder = results / chapter / profile
         manifest = folder / "manifest.json"
         if manifest.is_file():
-            m = json.loads(manifest.read_text())
+            try:
+                m = json.loads(manifest.read_text())
+            except (OSError, ValueError) as exc:
+                raise LedgerError(f"manifest {manifest} is unreadable ({type(exc).__name__}: {exc}); rerun that "
+                                  f"chapter with reproduce --force or remove the file") from exc
             if m.get("status") == "ok":
                 return folder, m
     return None, None
@@ -320,7 +328,10 @@ def verify(stored: Path) -> list[str]:
     """Stored data files whose SHA-256 differs from the one their manifest recorded."""
     problems = []
     for manifest_path in sorted(stored.glob("*/*/manifest.json")):
-        manifest = json.loads(manifest_path.read_text())
+        try:
+            manifest = json.loads(manifest_path.read_text())
+        except (OSError, ValueError) as exc:
+            raise LedgerError(f"manifest {manifest_path} is unreadable ({type(exc).__name__}: {exc})") from exc
         folder = manifest_path.parent
         for rel, digest in manifest.get("files", {}).items():
             path = folder / rel
@@ -335,18 +346,30 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, default=Path("book/reproduction.md"))
     parser.add_argument("--store", type=Path, default=None, help="copy manifests and data files here first")
     args = parser.parse_args(argv)
-    source = args.results
+    source = args.results.expanduser().resolve()
     if not source.is_dir():
         print(f"ledger: error: results folder {source} does not exist", file=sys.stderr)
         return 2
-    if args.store is not None:
-        store(source, args.store)
-        source = args.store
-    problems = verify(source)
-    if problems:
-        print("ledger: error: " + "; ".join(problems), file=sys.stderr)
-        return 1
-    args.out.write_text(render(source))
+    try:
+        if args.store is not None:
+            store(source, args.store)
+            source = args.store
+        problems = verify(source)
+        if problems:
+            print("ledger: error: " + "; ".join(problems), file=sys.stderr)
+            return 1
+        page = render(source)
+    except LedgerError as exc:
+        print(f"ledger: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"ledger: error: cannot write {exc.filename or args.store}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    try:
+        args.out.write_text(page)
+    except OSError as exc:
+        print(f"ledger: error: cannot write {args.out}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
     print(f"ledger: wrote {args.out}", file=sys.stderr)
     return 0
 

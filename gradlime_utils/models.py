@@ -1,7 +1,9 @@
 """The classifiers the book explains, behind one :class:`ModelBundle` interface."""
 from __future__ import annotations
 
+import atexit
 import os
+import time
 import urllib.error
 from dataclasses import dataclass, field
 from functools import partial
@@ -12,7 +14,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from .engine import OnnxRunner, autotuned_batch_size, resolve_engine
 from .runtime import resolve_device
+from .validation import check_int
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 # EfficientNet-Lite was trained with inputs scaled to [-1, 1] ((x - 127) / 128 in the TF-Lite
@@ -22,9 +26,29 @@ LITE_MEAN, LITE_STD = (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)
 TORCHVISION_MODELS = ("resnet18", "vgg16", "mobilenet_v2", "densenet121", "googlenet", "alexnet", "squeezenet1_1")
 MODEL_NAMES = ("efficientnet_lite0", *TORCHVISION_MODELS, "mnist_cnn")
 
-# Measured on 2 CPU cores with EfficientNet-Lite0 at 224 px (bench/bench_lime.py): 12.4 ms per image
-# at batch 8, 18.9 at 16, 27.2 at 64 (activations of small batches stay in cache); a GPU wants large batches.
-CPU_BATCH_SIZE, GPU_BATCH_SIZE = 8, 256
+# A GPU wants large batches. On a CPU the fastest batch differs between machines of one kind (24 vs 31 ms per
+# image at batch 1 vs 8 on one, the reverse on another), so batch_size=None measures it once per machine and model
+# (engine.autotuned_batch_size; about a second) and caches the choice.
+GPU_BATCH_SIZE = 256
+
+# Where a chapter's time goes: every forward pass through a bundle is counted per model (calls, images, seconds).
+# With $GRADLIME_QUERY_LOG set (the reproduce CLI sets it for each chapter), the counts are written there at exit.
+QUERY_LOG_ENV = "GRADLIME_QUERY_LOG"
+QUERY_STATS: dict[str, dict] = {}
+
+
+def _write_query_log() -> None:
+    path = os.environ.get(QUERY_LOG_ENV)
+    if path and QUERY_STATS:
+        import json
+
+        models = {k: dict(v, seconds=round(v["seconds"], 2),
+                          ms_per_image=round(1e3 * v["seconds"] / max(1, v["images"]), 2))
+                  for k, v in QUERY_STATS.items()}
+        Path(path).write_text(json.dumps({"models": models}, indent=1))
+
+
+atexit.register(_write_query_log)
 
 
 def imagenet_class_names() -> list[str]:
@@ -40,6 +64,10 @@ class ModelBundle:
 
     ``model`` is an ``nn.Module`` in eval mode on ``device``; :meth:`preprocess` maps a batch of
     uint8 H×W×3 images to its normalised input; :meth:`predict_proba` is what LIME calls.
+
+    ``engine`` runs the forward passes of :meth:`predict_logits` (see :mod:`gradlime_utils.engine`): "auto" is
+    ONNX Runtime on a CPU and PyTorch on a GPU; gradients (Grad-CAM, captum) always use ``model`` itself.
+    ``batch_size=None`` is measured once per machine and model on a CPU (:meth:`resolved_batch_size`).
     """
 
     name: str
@@ -54,15 +82,17 @@ class ModelBundle:
     stand_in_for: str | None = None
     info: dict = field(default_factory=dict)
     batch_size: int | None = None
+    engine: str = "auto"
 
     def __post_init__(self):
         self._mean = torch.tensor(self.mean, device=self.device).view(1, -1, 1, 1)
         self._std = torch.tensor(self.std, device=self.device).view(1, -1, 1, 1)
-        self._channels_last = self.device.type == "cpu" and not self.grayscale
-        if self._channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
-        if self.batch_size is None:
-            self.batch_size = GPU_BATCH_SIZE if self.device.type == "cuda" else CPU_BATCH_SIZE
+        if self.batch_size is None and self.device.type != "cpu":
+            self.batch_size = GPU_BATCH_SIZE
+        if self.batch_size is not None and (not isinstance(self.batch_size, int) or self.batch_size < 1):
+            raise ValueError(f"batch_size must be a positive integer or None, got {self.batch_size!r}")
+        self.set_engine(self.engine)
+        self.batch_table: dict[int, float] = {}
         layers = dict(self.model.named_modules())
         missing = [name for name in self.cam_layers if name not in layers]
         if missing:
@@ -104,16 +134,54 @@ class ModelBundle:
             x = x.contiguous(memory_format=torch.channels_last)
         return x
 
+    def set_engine(self, engine: str) -> None:
+        """Run :meth:`predict_logits` through ``engine`` ("auto", "torch" or "onnxruntime"; PyTorch on a GPU)."""
+        self.engine = engine
+        self.engine_used = resolve_engine(engine, self.device)
+        self._onnx = OnnxRunner() if self.engine_used == "onnxruntime" else None
+        # channels-last helps PyTorch's CPU convolutions; ONNX Runtime takes NCHW (a conversion would be a copy)
+        self._channels_last = self.device.type == "cpu" and not self.grayscale and self._onnx is None
+        self.model = self.model.to(memory_format=torch.channels_last if self._channels_last
+                                   else torch.contiguous_format)
+
+    def resolved_batch_size(self) -> int:
+        """``batch_size``, or on a CPU with ``batch_size=None`` the fastest batch size for this model and engine on
+        this machine (measured once, cached by machine and versions; the table is in ``batch_table``)."""
+        if self.batch_size is None:
+            shape = (self.input_size, self.input_size, 3)
+            rng = np.random.default_rng(0)
+            self.batch_size, self.batch_table, _ = autotuned_batch_size(
+                self.name, self.engine_used, shape, self._forward,
+                lambda b: rng.integers(0, 256, (b, *shape), dtype=np.uint8))
+        return self.batch_size
+
+    def _forward(self, images) -> torch.Tensor:
+        """Logits of one uint8 batch through the bundle's engine (no batching, no checks)."""
+        with torch.inference_mode():
+            x = self.preprocess(images)
+        return self.forward_inputs(x)
+
+    def forward_inputs(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits (CPU float tensor) of one batch that is already preprocessed, through the bundle's engine."""
+        start = time.perf_counter()
+        if self._onnx is None:
+            with torch.inference_mode():
+                out = self.model(x.to(self.device)).float().cpu()
+        else:
+            out = self._onnx(self.model, x).float()  # outside inference_mode: a first call exports the model
+        stats = QUERY_STATS.setdefault(f"{self.name} ({self.engine_used})", {"calls": 0, "images": 0, "seconds": 0.0})
+        stats["calls"] += 1
+        stats["images"] += len(x)
+        stats["seconds"] += time.perf_counter() - start
+        return out
+
     def predict_logits(self, images, batch_size: int | None = None) -> np.ndarray:
         """Pre-softmax outputs for a uint8 batch, computed in batches without autograd."""
         images = self.check_images(images)
-        batch_size = batch_size or self.batch_size
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        outputs = []
-        with torch.inference_mode():
-            for start in range(0, len(images), batch_size):
-                outputs.append(self.model(self.preprocess(images[start:start + batch_size])).float().cpu())
+        if batch_size is not None and (not isinstance(batch_size, (int, np.integer)) or batch_size < 1):
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        batch_size = int(batch_size or self.resolved_batch_size())
+        outputs = [self._forward(images[start:start + batch_size]) for start in range(0, len(images), batch_size)]
         if not outputs:
             return np.zeros((0, self.num_classes), dtype=np.float32)
         return torch.cat(outputs).numpy()
@@ -125,6 +193,7 @@ class ModelBundle:
 
     def top_k(self, image, k: int = 3) -> list[tuple[int, str, float]]:
         """The ``k`` most probable classes of one image as (index, name, probability)."""
+        k = check_int("k", k, 1, self.num_classes)
         proba = self.predict_proba(image)[0]
         order = np.argsort(-proba)[:k]
         return [(int(i), self.class_names[i], float(proba[i])) for i in order]
@@ -237,7 +306,17 @@ def load_model(name: str = "efficientnet_lite0", device: str = "auto", **kwargs)
     and the other torchvision models (:data:`TORCHVISION_MODELS`) need torchvision's ImageNet weights in the torch cache, a ``weights_path=``, or
     internet (``download=True``, the default); without them a ``RuntimeError`` says how to get
     them, never random weights. ``"mnist_cnn"`` is trained on first use (``digits=(3, 8)``) and cached.
+    Every model takes ``engine=`` ("auto", "torch", "onnxruntime"; see :mod:`gradlime_utils.engine`) and
+    ``batch_size=`` (``None``: measured once per machine on a CPU).
     """
     if name not in _LOADERS:
         raise ValueError(f"unknown model {name!r}; choose one of {MODEL_NAMES}")
-    return _LOADERS[name](resolve_device(device), **kwargs)
+    engine = kwargs.pop("engine", "auto")
+    batch_size = kwargs.pop("batch_size", None)
+    if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
+        raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}")
+    bundle = _LOADERS[name](resolve_device(device), **kwargs)
+    bundle.set_engine(engine)
+    if batch_size is not None:
+        bundle.batch_size = batch_size
+    return bundle

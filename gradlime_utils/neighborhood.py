@@ -10,9 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 import numpy as np
+import torch
 import sklearn.metrics
 
 from .models import ModelBundle
+from .validation import check_hide_color, check_int, check_seed, check_segments
 
 SEGMENTATIONS = ("quickshift", "slic", "felzenszwalb", "grid")
 KERNEL_WIDTH = 0.25  # lime's default for images
@@ -45,6 +47,17 @@ def segment_image(image: np.ndarray, segmentation: str = "quickshift", seed: int
     if segmentation not in SEGMENTATIONS:
         raise ValueError(f"segmentation must be one of {SEGMENTATIONS}, got {segmentation!r}")
     options = {**SEGMENTATION_DEFAULTS[segmentation], **params}
+    if segmentation != "grid":
+        import inspect
+
+        import skimage.segmentation
+
+        # lime's wrapper silently drops keywords the algorithm does not take (a typo would be ignored)
+        accepted = set(inspect.signature(getattr(skimage.segmentation, segmentation)).parameters) | {"random_seed"}
+        unknown = sorted(set(params) - accepted)
+        if unknown:
+            raise ValueError(f"{segmentation} segmentation does not take {unknown}; it takes "
+                             f"{sorted(accepted - {'image'})}")
     if segmentation == "grid":
         unknown = set(options) - {"cell_size"}
         if unknown:
@@ -168,10 +181,14 @@ def sample_neighborhood(bundle: ModelBundle, image: np.ndarray, num_samples: int
         raise ValueError(f"num_samples must be an integer >= 2, got {num_samples!r}")
     image = check_rgb_image(image)
     bundle.check_images(image[None])
+    seed = check_seed(seed)
+    hide_color = check_hide_color(hide_color)
+    if batch_size is not None:
+        check_int("batch_size", batch_size, 1)
     if segments is None:
         segments = segment_image(image, segmentation, seed, **segmentation_params)
-    elif segments.shape != image.shape[:2]:
-        raise ValueError(f"segments has shape {segments.shape}, the image {image.shape[:2]}")
+    else:
+        segments = check_segments(segments, image.shape[:2])
     fudged = hiding_image(image, segments, hide_color)
     explainer = LimeImageExplainer(kernel_width=KERNEL_WIDTH, random_state=seed)
     # Z' drawn exactly as LimeImageExplainer.data_labels draws it (same RNG, same call, row 0 all ones).
@@ -181,15 +198,21 @@ def sample_neighborhood(bundle: ModelBundle, image: np.ndarray, num_samples: int
     n_features = int(np.unique(segments).shape[0])
     data = check_random_state(seed).randint(0, 2, num_samples * n_features).reshape((num_samples, n_features))
     data[0, :] = 1
-    batch_size = batch_size or bundle.batch_size
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    switched_on = data.astype(bool)  # indexing with a bool array moves 8x fewer bytes than int64
+    batch_size = batch_size or bundle.resolved_batch_size()
+    switched_on = torch.as_tensor(data.astype(bool))  # indexing with a bool array moves 8x fewer bytes than int64
+    # h(z) is rendered directly in the model's input space: normalisation acts pixel by pixel, so choosing each
+    # pixel from the normalised image or the normalised hiding image equals normalising the rendered uint8
+    # image (bit for bit), and saves a uint8 -> float pass over every perturbed image.
+    with torch.inference_mode():
+        x_on, x_off = bundle.preprocess(image[None]).cpu(), bundle.preprocess(fudged[None]).cpu()
+    seg = torch.as_tensor(segments.astype(np.int64))
     predictions = []
     for start in tqdm(range(0, num_samples, batch_size), desc=f"{bundle.name}: {num_samples} perturbed images",
                       disable=not progress):
-        batch = render_masks(image, segments, switched_on[start:start + batch_size], fudged)
-        predictions.append(bundle.predict_proba(batch, batch_size=batch_size))
+        with torch.inference_mode():
+            on = switched_on[start:start + batch_size][:, seg].unsqueeze(1)
+            x = torch.where(on, x_on, x_off)
+        predictions.append(bundle.forward_inputs(x).softmax(dim=1).numpy())
     predictions = np.concatenate(predictions)
     distances = sklearn.metrics.pairwise_distances(data, data[0].reshape(1, -1), metric="cosine").ravel()
     return Neighborhood(image=image, segments=segments, fudged_image=fudged, data=data, predictions=predictions,

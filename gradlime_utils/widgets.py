@@ -38,8 +38,15 @@ class SliderFigure(widgets.VBox):
                  descriptions: Mapping[str, str] | None = None):
         if not 1 <= len(params) <= 2:
             raise ValueError(f"slider_figure takes one or two parameters, got {list(params)}")
+        if not callable(draw):
+            raise TypeError(f"draw must be a function returning a matplotlib Figure, got {draw!r}")
+        if isinstance(dpi, bool) or not isinstance(dpi, int) or dpi < 10:
+            raise ValueError(f"dpi must be an integer >= 10, got {dpi!r}")
         self.draw, self.dpi = draw, dpi
         self.names = list(params)
+        for name, vals in params.items():
+            if isinstance(vals, (str, bytes)) or not isinstance(vals, Sequence):
+                raise TypeError(f"parameter {name!r} needs a list of values, got {vals!r}")
         self.values = {name: list(vals) for name, vals in params.items()}
         for name, vals in self.values.items():
             if not vals:
@@ -88,7 +95,10 @@ class SliderFigure(widgets.VBox):
 
     def _render(self, combo: tuple[int, ...]) -> bytes:
         kwargs = {name: self.values[name][i] for name, i in zip(self.names, combo)}
-        return figure_to_png(self.draw(**kwargs), dpi=self.dpi)
+        fig = self.draw(**kwargs)
+        if not isinstance(fig, matplotlib.figure.Figure):
+            raise TypeError(f"draw must return a matplotlib Figure, got {type(fig).__name__} for {kwargs}")
+        return figure_to_png(fig, dpi=self.dpi)
 
     def current(self) -> dict[str, Any]:
         """The parameter values the sliders show now."""

@@ -55,3 +55,22 @@ def test_store_copies_data_and_verify_catches_tampering(tmp_path):
     (stored / "05_evolime" / "quick" / "results" / "evolime_runs.json").write_text("[1]")
     assert verify(stored) and main(["--results", str(stored), "--out", str(tmp_path / "p2.md")]) == 1
     assert main(["--results", str(tmp_path / "missing"), "--out", str(tmp_path / "p3.md")]) == 2
+
+
+def test_a_corrupt_manifest_or_an_unwritable_destination_is_one_clear_line(tmp_path, capsys):
+    results = tmp_path / "results"
+    fake_run(results, "05_evolime", {"evolime_runs.json": "[]"})
+    bad = results / "05_evolime" / "quick" / "manifest.json"
+    good = bad.read_text()
+    bad.write_text("{ truncated")
+    assert main(["--results", str(results), "--out", str(tmp_path / "page.md")]) == 2
+    err = capsys.readouterr().err
+    assert str(bad) in err and "unreadable" in err and "Traceback" not in err
+    bad.write_text(good)
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file, not a folder")
+    assert main(["--results", str(results), "--out", str(blocker / "page.md")]) == 2
+    assert f"cannot write {blocker / 'page.md'}" in capsys.readouterr().err
+    assert main(["--results", str(results), "--store", str(blocker / "store"), "--out",
+                 str(tmp_path / "p.md")]) == 2
+    assert "ledger: error: cannot write" in capsys.readouterr().err

@@ -45,7 +45,7 @@ def test_explain_lime_equals_the_lime_package(lite0):
     # lime 0.2.0.1 with an explicit random_state and random_seed, as the book pairs its comparisons
     ref = LimeImageExplainer(random_state=11).explain_instance(
         image, lite0.predict_proba, labels=(label,), top_labels=None, hide_color=0, num_samples=40,
-        random_seed=11, batch_size=lite0.batch_size)
+        random_seed=11, batch_size=lite0.resolved_batch_size())
     np.testing.assert_array_equal(ref.segments, nb.segments)
     ref_w = np.zeros(nb.num_superpixels)
     for j, w in ref.local_exp[label]:

@@ -81,3 +81,12 @@ def test_a_bad_profile_stops_the_chapter_with_a_clear_error(tmp_path):
     with pytest.raises(pm.PapermillExecutionError, match="profile must be one of"):
         pm.execute_notebook(str(nb), str(tmp_path / "bad.ipynb"), cwd=str(nb.parent), kernel_name="python3",
                             parameters={"profile": "huge", "output_dir": str(tmp_path / "o")}, progress_bar=False)
+
+
+def test_every_chapter_manifest_says_where_its_time_went(smoke_run):
+    out, _ = smoke_run
+    for nb in NOTEBOOKS:
+        manifest = json.loads((out / nb.stem / "smoke" / "manifest.json").read_text())
+        queries = manifest["model_queries"]
+        assert sum(m["images"] for m in queries["models"].values()) > 0, nb.stem
+        assert 0 <= queries["seconds_outside_model"] <= manifest["wall_seconds"]

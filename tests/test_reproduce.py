@@ -7,9 +7,10 @@ import pytest
 from gradlime_utils.reproduce import main, parse_parameter, plan_runs, ReproduceError
 
 
-def write_chapter(folder, name, body):
+def write_chapter(folder, name, body, extra_parameters=""):
     nb = nbformat.v4.new_notebook()
-    params = nbformat.v4.new_code_cell('profile = "quick"\ndevice = "auto"\nseed = 0\noutput_dir = "out"\nscale = 1')
+    params = nbformat.v4.new_code_cell('profile = "quick"\ndevice = "auto"\nseed = 0\noutput_dir = "out"\nscale = 1'
+                                       + extra_parameters)
     params.metadata["tags"] = ["parameters"]
     nb.cells = [params, nbformat.v4.new_code_cell(body)]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
@@ -41,7 +42,7 @@ def test_runs_writes_manifests_and_skips_a_matching_rerun(book, capsys):
     assert result == {"profile": "smoke", "value": 4, "seed": 0}
     manifest = json.loads((out / "01_ok" / "smoke" / "manifest.json").read_text())
     assert manifest["parameters"] == {"profile": "smoke", "device": "cpu", "seed": 0, "scale": 2}
-    assert set(manifest["files"]) == {"01_ok.ipynb", "results/result.json"}
+    assert set(manifest["files"]) == {"01_ok.ipynb", "kernel.log", "results/result.json"}
     assert manifest["git"]["commit"] is None or len(manifest["git"]["commit"]) == 40
     capsys.readouterr()
     assert run(book, "--chapter", "01_ok", "--profile", "smoke", "-p", "scale=2") == 0
@@ -103,3 +104,93 @@ def test_the_real_chapters_declare_the_common_parameters(tmp_path):
     assert len(plans) >= 8 and all(p.parameters["seed"] == 1 for p in plans)
     with pytest.raises(ReproduceError, match="03_gad does not declare"):
         plan_runs("03_gad", "smoke", "cpu", tmp_path, {"image_names": ["x"]})
+
+
+def test_relative_paths_resolve_against_the_callers_folder(book, tmp_path, monkeypatch):
+    nbs, _ = book
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "data").mkdir(parents=True)
+    monkeypatch.chdir(elsewhere)
+    write_chapter(nbs, "03_paths", OK.replace("'seed': seed}", "'seed': seed, 'root': str(root)}"),
+                  extra_parameters="\nroot = None")
+    assert main(["--notebooks", str(nbs), "--out", "runs/r1", "--device", "cpu", "--chapter", "03_paths",
+                 "--profile", "smoke", "-p", "root=data"]) == 0
+    final = elsewhere / "runs" / "r1" / "03_paths" / "smoke"
+    result = json.loads((final / "results" / "result.json").read_text())
+    assert result["root"] == str(elsewhere / "data")
+    manifest = json.loads((final / "manifest.json").read_text())
+    assert "results/result.json" in manifest["files"]
+    assert not list(nbs.rglob("runs")) and not list(nbs.rglob("result.json"))  # nothing inside the notebooks folder
+
+
+def test_force_and_a_corrupt_manifest_keep_the_users_own_files(book):
+    nbs, out = book
+    assert run(book, "--chapter", "01_ok", "--profile", "smoke") == 0
+    final = out / "01_ok" / "smoke"
+    (final / "my_analysis.txt").write_text("mine")
+    (final / "results" / "notes.md").write_text("also mine")
+    assert run(book, "--chapter", "01_ok", "--profile", "smoke", "--force") == 0
+    assert (final / "my_analysis.txt").read_text() == "mine"
+    assert (final / "results" / "notes.md").read_text() == "also mine"
+    (final / "manifest.json").write_text("{ not json")
+    assert run(book, "--chapter", "01_ok", "--profile", "smoke") == 0
+    assert (final / "my_analysis.txt").read_text() == "mine" and json.loads((final / "manifest.json").read_text())
+    assert not [p for p in (out / "01_ok").iterdir() if p.name != "smoke"]
+
+
+@pytest.mark.parametrize("point", ["papermill", "pdf", "install"])
+def test_an_interrupt_leaves_earlier_results_and_no_staging_folder(book, monkeypatch, capsys, point):
+    import gradlime_utils.reproduce as rp
+
+    nbs, out = book
+    assert run(book, "--chapter", "01_ok", "--profile", "smoke") == 0
+    final = out / "01_ok" / "smoke"
+    (final / "mine.txt").write_text("mine")
+    before = (final / "results" / "result.json").read_text()
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    target = {"papermill": ("papermill", "execute_notebook"), "pdf": (rp, "_pdf_companions"),
+              "install": (rp, "_carry_user_files")}[point]
+    if target[0] == "papermill":
+        import papermill
+        monkeypatch.setattr(papermill, "execute_notebook", interrupt)
+    else:
+        monkeypatch.setattr(target[0], target[1], interrupt)
+    capsys.readouterr()
+    assert run(book, "--chapter", "01_ok", "--profile", "smoke", "--force", "-p", "scale=7") == 130
+    err = capsys.readouterr().err
+    assert "interrupted during 01_ok" in err and "Traceback" not in err
+    monkeypatch.undo()
+    leftovers = [p.name for p in (out / "01_ok").iterdir() if p.name != "smoke"]
+    assert not [n for n in leftovers if "running" in n]
+    if point != "install":
+        assert (final / "results" / "result.json").read_text() == before and (final / "mine.txt").exists()
+    # the next run cleans up and nothing of the user's is lost
+    assert run(book, "--chapter", "01_ok", "--profile", "smoke", "-p", "scale=2") == 0
+    assert (final / "mine.txt").read_text() == "mine"
+    assert sorted(p.name for p in (out / "01_ok").iterdir()) == ["smoke"]
+
+
+def test_a_real_sigint_exits_130_with_one_line(book, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    nbs, out = book
+    write_chapter(nbs, "04_slow", "import time\ntime.sleep(60)")
+    proc = subprocess.Popen([sys.executable, "-m", "gradlime_utils.reproduce", "--notebooks", str(nbs), "--out",
+                             str(out), "--chapter", "04_slow", "--profile", "smoke", "--device", "cpu"],
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "TQDM_DISABLE": "1"})
+    deadline = time.time() + 60
+    while time.time() < deadline and not list((out / "04_slow").glob(".smoke-running-*")):
+        time.sleep(0.2)
+    time.sleep(3)  # the kernel is running the sleeping cell
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert "interrupted during 04_slow" in err and "Traceback" not in err
+    assert not list((out / "04_slow").glob(".*running*"))

@@ -1,0 +1,68 @@
+"""Checks at the package's public boundaries: every message names the parameter and the value it got.
+
+Errors are ``ValueError`` (a bad value) or ``TypeError`` (a value of the wrong kind), raised from the caller's
+frame, e.g. ``seed must be a non-negative integer, got -1``.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+def check_int(name: str, value: Any, low: int | None = None, high: int | None = None) -> int:
+    """An integer (not a bool) in [low, high]; returns it as ``int``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    if (low is not None and value < low) or (high is not None and value > high):
+        bounds = f">= {low}" if high is None else f"in [{low}, {high}]" if low is not None else f"<= {high}"
+        raise ValueError(f"{name} must be {bounds}, got {value!r}")
+    return int(value)
+
+
+def check_seed(seed: Any, name: str = "seed") -> int:
+    """A seed for NumPy and torch: a non-negative integer below 2**32."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
+        raise ValueError(f"{name} must be a non-negative integer below 2**32, got {seed!r}")
+    return int(seed)
+
+
+def check_finite(name: str, array: Any) -> np.ndarray:
+    """A numeric array with no NaN or infinite value."""
+    arr = np.asarray(array)
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must be numeric, got an array of {arr.dtype}")
+    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+        bad = int((~np.isfinite(arr)).sum())
+        raise ValueError(f"{name} holds {bad} NaN or infinite value(s)")
+    return arr
+
+
+def check_hide_color(hide_color: Any):
+    """LIME's hiding colour: None (each superpixel's mean), one 0-255 value, or an (R, G, B) triple of them."""
+    if hide_color is None:
+        return None
+    values = np.asarray(hide_color)
+    if values.dtype.kind not in "biuf" or values.shape not in ((), (3,)) or not np.isfinite(values).all() \
+            or (values < 0).any() or (values > 255).any():
+        raise ValueError(f"hide_color must be None, a value in 0..255 or an (R, G, B) triple of them, "
+                         f"got {hide_color!r}")
+    return hide_color
+
+
+def check_segments(segments: Any, shape: tuple, name: str = "segments") -> np.ndarray:
+    """An integer label map of the image's height and width."""
+    seg = np.asarray(segments)
+    if seg.dtype.kind not in "iu":
+        raise TypeError(f"{name} must be an integer label map, got dtype {seg.dtype}")
+    if seg.shape != tuple(shape):
+        raise ValueError(f"{name} has shape {seg.shape}, the image {tuple(shape)}")
+    if seg.size and seg.min() < 0:
+        raise ValueError(f"{name} labels must be >= 0, got {seg.min()}")
+    return seg
+
+
+def as_heatmap(value: Any, name: str = "heatmap") -> np.ndarray:
+    """A 2-D map; a result object carrying ``.heatmap`` (e.g. :class:`GradCamResult`) is accepted for it."""
+    value = getattr(value, "heatmap", value)
+    return check_finite(name, np.asarray(value, dtype=float))

@@ -1,0 +1,214 @@
+"""Bad input across the public API and the three CLIs: each case names the exception type and a fragment of the
+message that names the offending parameter (or file). One table, so that a new boundary is one more row."""
+import json
+
+import numpy as np
+import pytest
+
+import gradlime_utils as gu
+from gradlime_utils import evolime, gad, gradcam, heatmap, hull_metrics, neighborhood, normlime, surrogate, widgets
+from gradlime_utils.attributions import attribution_maps, baseline_input
+from gradlime_utils.gad_eval import paired_bootstrap
+from gradlime_utils.runtime import set_seed
+
+
+@pytest.fixture(scope="module")
+def ctx(mnist_bundle):
+    digit = gu.load_binary_dataset("mnist_3_vs_8", "test", max_per_class=2).images()
+    image = digit[0]
+    segments = neighborhood.segment_image(image, "grid", cell_size=7)
+    nb = gu.sample_neighborhood(mnist_bundle, image, num_samples=20, seed=0, segments=segments, progress=False)
+    support = gad.SupportModels(bundle=mnist_bundle, models={0.0: mnist_bundle.model})
+    agg = normlime.aggregate([normlime.LocalExplanation(0, np.array([0, 1]), np.array([0.5, -0.2]))], 4)
+    return {"bundle": mnist_bundle, "image": image, "digits": digit, "segments": segments, "nb": nb,
+            "support": support, "agg": agg}
+
+
+def _fig():
+    import matplotlib.pyplot as plt
+
+    return plt.figure()
+
+
+CASES = [
+    # --- models and images
+    ("load_model unknown name", lambda c: gu.load_model("resnet9000"), ValueError, "resnet9000"),
+    ("load_model engine", lambda c: gu.load_model("mnist_cnn", engine="tensorrt", progress=False), ValueError,
+     "engine must be"),
+    ("load_model batch_size", lambda c: gu.load_model("mnist_cnn", batch_size=0, progress=False), ValueError,
+     "batch_size"),
+    ("top_k negative", lambda c: c["bundle"].top_k(c["image"], k=-1), ValueError, "k must be"),
+    ("top_k too many", lambda c: c["bundle"].top_k(c["image"], k=3), ValueError, "k must be"),
+    ("top_k float", lambda c: c["bundle"].top_k(c["image"], k=1.5), TypeError, "k must be an integer"),
+    ("predict float images", lambda c: c["bundle"].predict_proba(c["image"].astype(float)), ValueError, "uint8"),
+    ("predict wrong size", lambda c: c["bundle"].predict_proba(np.zeros((2, 30, 30, 3), np.uint8)), ValueError,
+     "expects 28×28"),
+    ("predict batch_size 0", lambda c: c["bundle"].predict_proba(c["digits"], batch_size=0), ValueError,
+     "batch_size"),
+    ("load_image missing", lambda c: gu.load_image("no_such_photo_xyz"), ValueError, "no_such_photo_xyz"),
+    ("load_image size", lambda c: gu.load_image("chelsea", size=3), ValueError, "size must be"),
+    ("load_image mode", lambda c: gu.load_image("chelsea", mode="stretch"), ValueError, "mode must be"),
+    ("dataset split", lambda c: gu.load_binary_dataset("mnist_3_vs_8", "validation"), ValueError, "split must be"),
+    ("set_seed negative", lambda c: set_seed(-1), ValueError, "seed must be"),
+    ("resolve_device", lambda c: gu.resolve_device("tpu"), ValueError, "tpu"),
+    ("profile", lambda c: gu.check_profile("huge"), ValueError, "huge"),
+    # --- the neighbourhood
+    ("num_samples 1", lambda c: gu.sample_neighborhood(c["bundle"], c["image"], 1, progress=False), ValueError,
+     "num_samples"),
+    ("seed -1", lambda c: gu.sample_neighborhood(c["bundle"], c["image"], 10, seed=-1, segments=c["segments"],
+                                                 progress=False), ValueError, "seed must be"),
+    ("hide_color red", lambda c: gu.sample_neighborhood(c["bundle"], c["image"], 10, hide_color="red",
+                                                        segments=c["segments"], progress=False), ValueError,
+     "hide_color"),
+    ("hide_color 300", lambda c: gu.sample_neighborhood(c["bundle"], c["image"], 10, hide_color=300,
+                                                        segments=c["segments"], progress=False), ValueError,
+     "hide_color"),
+    ("batch_size 0", lambda c: gu.sample_neighborhood(c["bundle"], c["image"], 10, batch_size=0,
+                                                      segments=c["segments"], progress=False), ValueError,
+     "batch_size"),
+    ("batch_size -3", lambda c: gu.sample_neighborhood(c["bundle"], c["image"], 10, batch_size=-3,
+                                                       segments=c["segments"], progress=False), ValueError,
+     "batch_size"),
+    ("float segments", lambda c: gu.sample_neighborhood(c["bundle"], c["image"], 10, segments=c["segments"] * 1.0,
+                                                        progress=False), TypeError, "segments must be an integer"),
+    ("segments shape", lambda c: gu.sample_neighborhood(c["bundle"], c["image"], 10, segments=c["segments"][:5],
+                                                        progress=False), ValueError, "segments has shape"),
+    ("misspelt segmentation keyword", lambda c: neighborhood.segment_image(gu.load_image("chelsea", size=64),
+                                                                           kernel_sizee=4), ValueError,
+     "kernel_sizee"),
+    ("segmentation name", lambda c: neighborhood.segment_image(c["image"], "watershed"), ValueError,
+     "segmentation must be"),
+    ("grid keyword", lambda c: neighborhood.segment_image(c["image"], "grid", n_segments=3), ValueError,
+     "cell_size"),
+    ("grey image", lambda c: gu.sample_neighborhood(c["bundle"], c["image"][..., 0], 10, progress=False),
+     ValueError, "image must be a uint8"),
+    # --- LIME / GradLIME
+    ("label out of range", lambda c: gu.explain_lime(c["nb"], 5), ValueError, "label must be"),
+    ("label float", lambda c: gu.explain_lime(c["nb"], 0.5), ValueError, "label must be"),
+    ("num_features 0", lambda c: gu.explain_lime(c["nb"], 0, num_features=0), ValueError, "num_features"),
+    ("gradlime mode", lambda c: gu.explain_gradlime(c["nb"], 0, np.ones(c["nb"].num_superpixels), "max"),
+     ValueError, "mode must be"),
+    ("cam with NaN", lambda c: gu.explain_gradlime(c["nb"], 0, np.where(np.eye(28, dtype=bool), np.nan, 1.0)),
+     ValueError, "cam holds"),
+    ("cam with inf", lambda c: gu.explain_gradlime(c["nb"], 0, np.full((28, 28), np.inf)), ValueError, "cam holds"),
+    ("cam wrong shape", lambda c: gu.explain_gradlime(c["nb"], 0, np.ones((10, 10))), ValueError, "cam has shape"),
+    ("activation length", lambda c: gu.explain_gradlime(c["nb"], 0, np.ones(3)), ValueError, "activation has"),
+    ("gradcam target", lambda c: gu.gradcam(c["bundle"], c["image"], 7), ValueError, "target must be"),
+    ("gradcam layer without spatial output", lambda c: gu.gradcam(c["bundle"], c["image"], 0, "classifier.1"),
+     ValueError, "no spatial output"),
+    ("gradcam unknown layer", lambda c: gu.gradcam(c["bundle"], c["image"], 0, "_fc"), ValueError, "_fc"),
+    # --- GAD
+    ("alpha string", lambda c: gad.check_alpha_schedule("2"), TypeError, "alphas must be"),
+    ("alpha schedule order", lambda c: gad.check_alpha_schedule((4, 2)), ValueError, "alpha schedule"),
+    ("alpha NaN", lambda c: gad.check_alpha_schedule((2, float("nan"))), ValueError, "alphas must be finite"),
+    ("distanced alpha string", lambda c: gad.distanced_targets(np.zeros((2, 2)), [0, 1], "2"), ValueError, "alpha"),
+    ("NaN logits", lambda c: gad.distanced_targets(np.array([[np.nan, 1.0]]), [0], 2), ValueError, "logits"),
+    ("labels not binary", lambda c: gad.distanced_targets(np.zeros((2, 2)), [0, 3], 2), ValueError, "labels"),
+    ("null name", lambda c: gad.null_labels(np.array([0, 1]), "random"), ValueError, "null must be"),
+    ("attribution batch_size", lambda c: attribution_maps(c["bundle"].model, c["bundle"].preprocess(c["digits"]),
+                                                          0, "saliency", batch_size=0), ValueError, "batch_size"),
+    ("attribution method", lambda c: attribution_maps(c["bundle"].model, c["bundle"].preprocess(c["digits"]),
+                                                      0, "lrp"), ValueError, "method must be"),
+    ("baseline name", lambda c: baseline_input(c["bundle"].preprocess, c["digits"], "grey"), ValueError,
+     "baseline must be"),
+    ("gad_map empty", lambda c: gad.gad_map(c["support"], c["digits"][:0], 0, "saliency"), ValueError,
+     "images is empty"),
+    ("gad_map combine", lambda c: gad.gad_map(c["support"], c["digits"], 0, "saliency", combine="max"),
+     ValueError, "combine must be"),
+    ("hull of NaN map", lambda c: hull_metrics.convex_hull_mask(np.full((5, 5), np.nan)), ValueError, "NaN"),
+    ("hull rule", lambda c: hull_metrics.hull_points(np.ones((5, 5)), rule="median"), ValueError, "rule must be"),
+    ("RC float maps", lambda c: hull_metrics.relative_complexity(np.ones((4, 4)), np.ones((4, 4))), ValueError,
+     "gad_hull must be"),
+    ("RC shapes", lambda c: hull_metrics.relative_complexity(np.ones((4, 4), bool), np.ones((5, 5), bool)),
+     ValueError, "same shape"),
+    ("RS occlusion", lambda c: hull_metrics.relative_sensitivity(c["bundle"], c["image"], np.ones((28, 28), bool),
+                                                                 0, "red"), ValueError, "occlusion must be"),
+    ("bootstrap lengths", lambda c: paired_bootstrap(np.ones(3), np.ones(4)), ValueError, "equal-length"),
+    # --- NormLIME, EvoLIME, heat maps
+    ("aggregate empty", lambda c: normlime.aggregate([], 4), ValueError, "explanations is empty"),
+    ("aggregate NaN weights", lambda c: normlime.aggregate(
+        [normlime.LocalExplanation(0, np.array([0]), np.array([np.nan]))], 4), ValueError, "weights holds"),
+    ("aggregate num_features", lambda c: normlime.aggregate([], 0), ValueError, "num_features"),
+    ("ranking unknown label", lambda c: c["agg"].ranking(7), ValueError, "label 7"),
+    ("evolime segments shape", lambda c: evolime.evolve_explanation(c["bundle"], c["image"], c["segments"][:10]),
+     ValueError, "segments has shape"),
+    ("evolime population", lambda c: evolime.evolve_explanation(c["bundle"], c["image"], c["segments"],
+                                                                population=1), ValueError, "population"),
+    ("evolime hide_color", lambda c: evolime.evolve_explanation(c["bundle"], c["image"], c["segments"],
+                                                                hide_color="red"), ValueError, "hide_color"),
+    ("occlusion NaN importance", lambda c: heatmap.occlusion_sensitivity(
+        c["bundle"], c["image"], c["segments"], np.full(16, np.nan)), ValueError, "importance holds"),
+    ("occlusion top_k", lambda c: heatmap.occlusion_sensitivity(c["bundle"], c["image"], c["segments"],
+                                                                np.arange(16.0), top_k=0), ValueError, "top_k"),
+    ("deletion steps", lambda c: heatmap.deletion_insertion(c["bundle"], c["image"], np.ones((28, 28)), 0,
+                                                            steps=0), ValueError, "steps"),
+    # --- widgets
+    ("slider string values", lambda c: widgets.slider_figure(lambda k: _fig(), {"k": "12"}), TypeError,
+     "parameter 'k' needs a list"),
+    ("slider draw returns None", lambda c: widgets.slider_figure(lambda k: None, {"k": [1, 2]}), TypeError,
+     "draw must return"),
+    ("slider dpi 0", lambda c: widgets.slider_figure(lambda k: _fig(), {"k": [1]}, dpi=0), ValueError, "dpi"),
+    ("slider three parameters", lambda c: widgets.slider_figure(lambda a, b, d: _fig(),
+                                                                {"a": [1], "b": [1], "d": [1]}), ValueError,
+     "one or two parameters"),
+    ("slider initial", lambda c: widgets.slider_figure(lambda k: _fig(), {"k": [1, 2]}, initial={"k": 3}),
+     ValueError, "initial value 3"),
+]
+
+
+@pytest.mark.parametrize("name, call, error, fragment", CASES, ids=[c[0] for c in CASES])
+def test_bad_input_is_a_clear_error(ctx, name, call, error, fragment):
+    with pytest.raises(error) as info:
+        call(ctx)
+    assert fragment in str(info.value), f"{name}: message does not name the problem: {info.value}"
+
+
+def test_all_zero_maps_warn_and_give_nan_where_undefined(ctx):
+    with pytest.warns(RuntimeWarning, match="heatmap is constant"):
+        curves = heatmap.deletion_insertion(ctx["bundle"], ctx["image"], np.zeros((28, 28)), 0, steps=4)
+    assert np.isnan(curves.deletion).all() and np.isnan(curves.insertion_auc)
+    with pytest.warns(RuntimeWarning, match="importance is constant"):
+        occ = heatmap.occlusion_sensitivity(ctx["bundle"], ctx["image"], ctx["segments"], np.zeros(16), n_random=2)
+    assert np.isnan(occ.p_top) and np.isfinite(occ.p_random).all()
+    with pytest.warns(RuntimeWarning, match="falls back"):  # the all-zero CAM keeps its fallback warning
+        gu.explain_gradlime(ctx["nb"], 0, np.zeros((28, 28)))
+
+
+def test_a_gradcam_result_is_accepted_where_a_map_is_expected(ctx):
+    cam = gu.gradcam(ctx["bundle"], ctx["image"], 0)
+    a = gu.explain_gradlime(ctx["nb"], 0, cam)
+    b = gu.explain_gradlime(ctx["nb"], 0, cam.heatmap)
+    np.testing.assert_array_equal(a.coef, b.coef)
+
+
+CLI_CASES = [
+    ("reproduce", ["--chapter", "99_nope", "--profile", "smoke"], 2, "unknown chapter '99_nope'"),
+    ("reproduce", ["--chapter", "all", "--profile", "huge"], 2, "unknown profile 'huge'"),
+    ("reproduce", ["--chapter", "00_setup_and_models", "--device", "tpu"], 2, "unknown device 'tpu'"),
+    ("reproduce", ["--chapter", "00_setup_and_models", "-p", "alpha=2"], 2, "does not declare parameter(s) ['alpha']"),
+    ("reproduce", ["--chapter", "00_setup_and_models", "-p", "profile=paper"], 2, "set by reproduce itself"),
+    ("reproduce", ["--chapter", "00_setup_and_models", "-p", "oops"], 2, "must look like key=value"),
+    ("sweep", ["--chapter", "03_gad", "--profile", "smoke"], 2, "at least one --grid axis"),
+    ("sweep", ["--chapter", "03_gad", "--grid", "alphas=[]"], 2, "needs a non-empty list"),
+    ("sweep", ["--chapter", "all", "--grid", "seed=[0,1]"], 2, "runs one chapter"),
+    ("sweep", ["--chapter", "03_gad", "--grid", "seed=[0,1]", "-p", "seed=3"], 2, "both swept (--grid) and fixed"),
+    ("ledger", [], 2, "does not exist"),
+]
+
+
+@pytest.mark.parametrize("cli, args, code, fragment", CLI_CASES, ids=[f"{c[0]}:{' '.join(c[1])}" for c in CLI_CASES])
+def test_cli_bad_requests_are_one_line_naming_the_problem(tmp_path, capsys, cli, args, code, fragment):
+    from gradlime_utils import ledger, reproduce, sweep
+
+    out = tmp_path / "out"
+    if cli == "ledger":
+        rc = ledger.main(["--results", str(tmp_path / "missing"), "--out", str(tmp_path / "page.md")])
+    else:
+        rc = {"reproduce": reproduce.main, "sweep": sweep.main}[cli](["--out", str(out), *args])
+    err = capsys.readouterr().err
+    assert rc == code and fragment in err and "Traceback" not in err
+    assert len([line for line in err.splitlines() if line.strip()]) == 1
+
+
+def test_the_table_is_large_enough():
+    assert len(CASES) + len(CLI_CASES) >= 60
