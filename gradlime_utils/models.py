@@ -139,10 +139,11 @@ class ModelBundle:
         self.engine = engine
         self.engine_used = resolve_engine(engine, self.device)
         self._onnx = OnnxRunner() if self.engine_used == "onnxruntime" else None
-        # channels-last helps PyTorch's CPU convolutions; ONNX Runtime takes NCHW (a conversion would be a copy)
-        self._channels_last = self.device.type == "cpu" and not self.grayscale and self._onnx is None
-        self.model = self.model.to(memory_format=torch.channels_last if self._channels_last
-                                   else torch.contiguous_format)
+        # channels-last helps PyTorch's CPU convolutions, which still run every gradient (Grad-CAM, captum) and
+        # every direct call of `model` (Quantus): kept whatever the engine (ONNX Runtime copies to NCHW, cheaply)
+        self._channels_last = self.device.type == "cpu" and not self.grayscale
+        if self._channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
 
     def resolved_batch_size(self) -> int:
         """``batch_size``, or on a CPU with ``batch_size=None`` the fastest batch size for this model and engine on
