@@ -15,9 +15,10 @@ import torch
 from torch import nn
 
 from .attributions import attribution_maps, baseline_input, check_baseline, check_method
-from .cache import atomic_torch_save, cache_dir, config_key, content_digest, load_checkpoint
+from .cache import atomic_torch_save, cache_dir, config_key, content_digest, load_checkpoint, state_digest
 from .hull_metrics import hull_points
 from .models import ModelBundle
+from .validation import check_finite
 
 COMBINE_RULES = ("min", "intersection")
 # Null controls for the support models: the same schedule, images and training, with labels that carry no
@@ -31,8 +32,7 @@ def distanced_targets(logits, labels, alpha: float) -> np.ndarray:
     labels = np.asarray(labels)
     if logits.ndim != 2 or logits.shape[1] != 2:
         raise ValueError(f"logits must be an N×2 array, got shape {logits.shape}")
-    if not np.isfinite(logits).all():
-        raise ValueError("logits hold NaN or infinite values")
+    check_finite("logits", logits)
     if labels.shape != (logits.shape[0],):
         raise ValueError(f"labels must have shape ({logits.shape[0]},), got {labels.shape}")
     if not np.isin(labels, (0, 1)).all():
@@ -93,8 +93,6 @@ class SupportModels:
 
 
 def _weights_digest(model: nn.Module) -> str:
-    from .cache import state_digest
-
     return state_digest(model.state_dict())
 
 

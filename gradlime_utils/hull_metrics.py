@@ -7,6 +7,7 @@ import numpy as np
 import torch
 
 from .models import ModelBundle
+from .validation import check_finite
 
 HULL_RULES = ("top_fraction", "fraction_of_max")
 # "non-zero" in the tables' rule: above this fraction of the map's maximum (float noise, e.g. the 1e-9 a GAD min
@@ -42,11 +43,9 @@ def hull_points(attribution: np.ndarray, keep: float = 0.5, rule: str = "top_fra
     non-zero pixels, at or above the (1 - keep) quantile of the values above ``tolerance`` × max.
     ``"fraction_of_max"`` (GAD Figure 4): pixels above ``keep`` times the max (keep = 0.1 in the figure).
     """
-    attribution = np.asarray(attribution, dtype=float)
+    attribution = check_finite("attribution", np.asarray(attribution, dtype=float))
     if attribution.ndim != 2:
         raise ValueError(f"attribution must be a 2-D map, got shape {attribution.shape}")
-    if not np.isfinite(attribution).all():
-        raise ValueError("attribution holds NaN or infinite values")
     if not (isinstance(keep, (int, float)) and 0 < keep <= 1):
         raise ValueError(f"keep must be in (0, 1], got {keep!r}")
     if rule not in HULL_RULES:

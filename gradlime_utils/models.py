@@ -89,8 +89,8 @@ class ModelBundle:
         self._std = torch.tensor(self.std, device=self.device).view(1, -1, 1, 1)
         if self.batch_size is None and self.device.type != "cpu":
             self.batch_size = GPU_BATCH_SIZE
-        if self.batch_size is not None and (not isinstance(self.batch_size, int) or self.batch_size < 1):
-            raise ValueError(f"batch_size must be a positive integer or None, got {self.batch_size!r}")
+        if self.batch_size is not None:
+            self.batch_size = check_int("batch_size", self.batch_size, 1)
         self.set_engine(self.engine)
         self.batch_table: dict[int, float] = {}
         layers = dict(self.model.named_modules())
@@ -179,9 +179,7 @@ class ModelBundle:
     def predict_logits(self, images, batch_size: int | None = None) -> np.ndarray:
         """Pre-softmax outputs for a uint8 batch, computed in batches without autograd."""
         images = self.check_images(images)
-        if batch_size is not None and (not isinstance(batch_size, (int, np.integer)) or batch_size < 1):
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-        batch_size = int(batch_size or self.resolved_batch_size())
+        batch_size = check_int("batch_size", batch_size, 1) if batch_size is not None else self.resolved_batch_size()
         outputs = [self._forward(images[start:start + batch_size]) for start in range(0, len(images), batch_size)]
         if not outputs:
             return np.zeros((0, self.num_classes), dtype=np.float32)
@@ -314,8 +312,8 @@ def load_model(name: str = "efficientnet_lite0", device: str = "auto", **kwargs)
         raise ValueError(f"unknown model {name!r}; choose one of {MODEL_NAMES}")
     engine = kwargs.pop("engine", "auto")
     batch_size = kwargs.pop("batch_size", None)
-    if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
-        raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}")
+    if batch_size is not None:
+        check_int("batch_size", batch_size, 1)
     bundle = _LOADERS[name](resolve_device(device), **kwargs)
     bundle.set_engine(engine)
     if batch_size is not None:

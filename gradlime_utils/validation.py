@@ -15,7 +15,8 @@ def check_int(name: str, value: Any, low: int | None = None, high: int | None = 
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{name} must be an integer, got {value!r}")
     if (low is not None and value < low) or (high is not None and value > high):
-        bounds = f">= {low}" if high is None else f"in [{low}, {high}]" if low is not None else f"<= {high}"
+        bounds = (("a positive integer" if low == 1 else f">= {low}") if high is None
+                  else f"in [{low}, {high}]" if low is not None else f"<= {high}")
         raise ValueError(f"{name} must be {bounds}, got {value!r}")
     return int(value)
 
