@@ -248,6 +248,36 @@ def image_files(root, limit: int | None = None) -> list[Path]:
     return files[:limit]
 
 
+def one_class_files(root, n: int, seed: int = 0, class_name: str | None = None) -> tuple[str, list[Path]]:
+    """``n`` image files (a seeded draw, sorted) of one class folder of an ImageFolder tree such as ImageNet's
+    validation set (one sub-folder per class), and the folder's name.
+
+    The GradLIME evaluation (Sufficiency in particular) needs many images of *one* class. ``class_name`` picks
+    the folder; ``None`` takes the first folder (sorted by name) holding at least ``n`` images.
+    """
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise FileNotFoundError(f"data_root {root} is not a folder")
+    n = int(n)
+    if n < 1:
+        raise ValueError(f"n must be a positive integer, got {n!r}")
+    folders = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    if not folders:
+        raise FileNotFoundError(f"{root} has no class sub-folders (expected one folder of images per class)")
+    if class_name is not None:
+        folders = [d for d in folders if d.name == class_name]
+        if not folders:
+            raise FileNotFoundError(f"class_name {class_name!r} is not a sub-folder of {root}")
+    for folder in folders:
+        files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        if len(files) >= n or class_name is not None:
+            if len(files) < min(n, 2):
+                raise ValueError(f"class folder {folder} holds {len(files)} images; need at least 2")
+            pick = np.sort(np.random.default_rng(seed).choice(len(files), size=min(n, len(files)), replace=False))
+            return folder.name, [files[i] for i in pick]
+    raise ValueError(f"no class folder of {root} holds {n} images; lower n_images or name class_name")
+
+
 def _image_folder(root: Path, split: str, size: int, mode: str, test_fraction: float,
                   seed: int) -> BinaryDataset:
     if not root.is_dir():

@@ -5,14 +5,22 @@ GradLIME that is :func:`superpixel_attribution` (each pixel carries its superpix
 GradLIME repository's own conversion (:func:`repo_markboundaries_attribution`, METHODS 2.6) is kept only as a
 labelled reproduction column, because it mostly measures image brightness.
 
-Known problems of the released Quantus 0.6.0 that this module works around through Quantus' public
-parameters, without changing Quantus:
+Faithfulness is scored by :mod:`gradlime_utils.faithfulness` (the same computations as Quantus 0.6, on
+perturbations shared by many maps, so that every metric gets a chance band from random maps); complexity,
+localisation and Sufficiency go through Quantus. Known problems of the released Quantus 0.6.0 that this package
+works around through Quantus' public parameters and functions, without changing Quantus (each tested):
 
 - ``IROF`` passes a one-channel segment mask to its default perturbation function, which asserts that the mask
-  has the image's three channels; we pass :func:`broadcast_mask_replacement` as ``perturb_func``.
+  has the image's three channels: :func:`broadcast_mask_replacement` broadcasts it. It also fills with the mean
+  of the whole batch and does not divide by the number of segments (fixed in the faithfulness module).
 - ``IROF`` (and any metric computing an area under a curve) calls ``np.trapz``, which NumPy 2.4 removed;
   :func:`_numpy_trapz_alias` restores the name as an alias of ``np.trapezoid``, the same function renamed in
   NumPy 2.0.
+- ``PointingGame`` scores a hit when *any* pixel tied at the maximum lies on the object, so a block map (LIME)
+  or a blank map wins by its plateau: :class:`TieFairPointingGame` scores the share of the maximal plateau on
+  the object, and a constant map as a miss.
+- ``Sufficiency`` is 0 when no two images share a predicted class (no neighbour can agree): it is undefined
+  there, and :func:`sufficiency_applicability` says so (the tables print "n/a" with the reason, never 0).
 """
 from __future__ import annotations
 
@@ -25,6 +33,7 @@ import torch
 
 from .attributions import attribute, baseline_input, check_relu_modules
 from .models import ModelBundle
+from .validation import check_int, check_seed
 from .surrogate import SurrogateExplanation
 
 # name in our tables -> quantus.explain method (the GradLIME repository's short names in brackets)
@@ -70,6 +79,16 @@ class Failed:
         return f"failed: {self.reason}"
 
 
+@dataclass(frozen=True)
+class NotApplicable:
+    """A metric that is undefined for the data (e.g. Sufficiency with one image per class), and why."""
+
+    reason: str
+
+    def __str__(self) -> str:
+        return f"n/a: {self.reason}"
+
+
 # ---------------------------------------------------------------------------------------------------------
 # attribution maps
 
@@ -112,8 +131,9 @@ def repo_markboundaries_attribution(explanation: SurrogateExplanation, image: np
 
 
 def baseline_attributions(bundle: ModelBundle, images: np.ndarray, labels: Sequence[int],
-                          methods: Sequence[str] | None = None, seed: int = 0,
-                          baseline: str = "black") -> dict[str, np.ndarray | Failed]:
+                          methods: Sequence[str] | None = None, seed: int = 0, baseline: str = "black",
+                          segments: Sequence[np.ndarray] | None = None,
+                          kernel_shap_samples: int = 200) -> dict[str, np.ndarray | Failed]:
     """Per-pixel maps (N×H×W) of the gradient baselines and controls, through ``quantus.explain``.
 
     Captum with the channel sum as reduction, as the GradLIME evaluation scripts. Integrated Gradients (10 steps,
@@ -126,6 +146,12 @@ def baseline_attributions(bundle: ModelBundle, images: np.ndarray, labels: Seque
     upsampled to the image. A method that cannot run on the model is returned as :class:`Failed` with the
     reason: Deconvolution on a model without ``nn.ReLU`` modules (captum would silently return the plain
     gradient), or any exception.
+
+    KernelShap through ``quantus.explain`` is captum's default: every input scalar is a feature (150,528 for a
+    224-pixel image) and 25 samples fit them, which costs about 20 s per image on a CPU and returns noise. Given
+    ``segments`` (one superpixel map per image, e.g. LIME's), KernelShap is instead computed by captum over
+    those superpixels with ``kernel_shap_samples`` samples and the same black reference: the method as its
+    authors use it on images.
     """
     quantus = _quantus()
     methods = list(BASELINES) if methods is None else list(methods)
@@ -143,6 +169,9 @@ def baseline_attributions(bundle: ModelBundle, images: np.ndarray, labels: Seque
         if method == "InputXGradient":
             inputs = torch.as_tensor(x, device=bundle.device)
             out[name] = attribute(bundle.model, inputs, y, "gradient_x_input", reference).sum(dim=1).cpu().numpy()
+            continue
+        if method == "KernelShap" and segments is not None:
+            out[name] = _superpixel_kernel_shap(bundle, x, y, reference, segments, kernel_shap_samples, seed)
             continue
         if method in ("IntegratedGradients", "GradientShap"):
             kwargs = {"baseline": reference.expand(len(x), *reference.shape[1:]).contiguous()}
@@ -167,6 +196,28 @@ def baseline_attributions(bundle: ModelBundle, images: np.ndarray, labels: Seque
         except Exception as exc:  # noqa: BLE001 - recorded, not dropped
             out[name] = Failed(f"{type(exc).__name__} raised: {str(exc).splitlines()[0][:160]}")
     return out
+
+
+def _superpixel_kernel_shap(bundle: ModelBundle, x: np.ndarray, y: np.ndarray, reference: torch.Tensor,
+                            segments: Sequence[np.ndarray], n_samples: int, seed: int) -> np.ndarray:
+    from captum.attr import KernelShap
+
+    if len(segments) != len(x):
+        raise ValueError(f"segments must hold one superpixel map per image ({len(x)}), got {len(segments)}")
+    n_samples = check_int("kernel_shap_samples", n_samples, 2)
+    explainer = KernelShap(bundle.forward_inputs)  # no gradients needed: the bundle's fast engine
+    maps = []
+    for i, seg in enumerate(segments):
+        seg = np.asarray(seg)
+        if seg.shape != x.shape[2:]:
+            raise ValueError(f"segments[{i}] has shape {seg.shape}, the images {x.shape[2:]}")
+        mask = torch.as_tensor(seg, device=bundle.device).long().expand(1, x.shape[1], *seg.shape)
+        torch.manual_seed(seed)
+        a = explainer.attribute(torch.as_tensor(x[i:i + 1], device=bundle.device), baselines=reference[:1],
+                                target=int(y[i]), feature_mask=mask, n_samples=n_samples,
+                                perturbations_per_eval=min(64, n_samples))
+        maps.append(a.sum(dim=1)[0].detach().cpu().numpy())
+    return np.stack(maps)
 
 
 def _inputs(bundle: ModelBundle, images) -> np.ndarray:
@@ -196,42 +247,26 @@ def broadcast_mask_replacement(arr: np.ndarray, mask: np.ndarray, **kwargs) -> n
                                                              **kwargs)
 
 
-def faithfulness_metrics(profile: str = "paper", image_size: int = 224) -> dict:
-    """The six faithfulness metrics with the GradLIME evaluation's parameters (METHODS 2.6).
-
-    The parameters are those of 224-pixel images: one image row (224 pixels) per FaithfulnessCorrelation subset
-    and FaithfulnessEstimate step, 1/16 of the image (3136 pixels) per MonotonicityCorrelation step. For another
-    ``image_size`` they keep those proportions. ``profile="quick"`` lowers the three most expensive counts so
-    that a CPU run takes seconds per image: FaithfulnessCorrelation ``nr_runs`` 100 -> 30, FaithfulnessEstimate
-    steps of 1/16 of the image instead of one row, MonotonicityCorrelation ``nr_samples`` 10 -> 3.
-    ``profile="smoke"`` only checks that everything runs: 5 runs, steps of 1/4 of the image, 1 sample.
-    """
-    if profile not in METRIC_PROFILES:
-        raise ValueError(f"profile must be one of {METRIC_PROFILES}, got {profile!r}")
-    if not isinstance(image_size, (int, np.integer)) or image_size < 16 or image_size % 4:
-        raise ValueError(f"image_size must be a multiple of 4 and >= 16, got {image_size!r}")
+def sufficiency_metric():
+    """Quantus' Sufficiency (Dasgupta et al. 2022) at threshold 0.6: of the images whose thresholded maps lie
+    close to an image's, the share predicted as its class. Defined only when classes repeat in the batch
+    (:func:`sufficiency_applicability`)."""
     quantus = _quantus()
-    quick, smoke = profile == "quick", profile == "smoke"
-    row, sixteenth = int(image_size), int(image_size) ** 2 // 16
-    quarter = int(image_size) ** 2 // 4
-    kw = {"disable_warnings": True, "display_progressbar": False}
-    return {
-        "FaithfulnessCorrelation": quantus.FaithfulnessCorrelation(
-            nr_runs=5 if smoke else 30 if quick else 100, subset_size=row, perturb_baseline="black", abs=False,
-            similarity_func=quantus.similarity_func.correlation_pearson, return_aggregate=False, **kw),
-        "FaithfulnessEstimate": quantus.FaithfulnessEstimate(
-            features_in_step=quarter if smoke else sixteenth if quick else row, perturb_baseline="black",
-            similarity_func=quantus.similarity_func.correlation_pearson, **kw),
-        "MonotonicityCorrelation": quantus.MonotonicityCorrelation(
-            nr_samples=1 if smoke else 3 if quick else 10, features_in_step=quarter if smoke else sixteenth,
-            perturb_baseline="uniform",
-            similarity_func=quantus.similarity_func.correlation_spearman, **kw),
-        "IROF": quantus.IROF(segmentation_method="slic", perturb_baseline="mean",
-                             perturb_func=broadcast_mask_replacement, return_aggregate=False, **kw),
-        "RegionPerturbation": quantus.RegionPerturbation(patch_size=max(2, row // 16), regions_evaluation=1,
-                                                         perturb_baseline="uniform", normalise=True, **kw),
-        "Sufficiency": quantus.Sufficiency(threshold=0.6, return_aggregate=False, **kw),
-    }
+    return quantus.Sufficiency(threshold=0.6, return_aggregate=False, disable_warnings=True, display_progressbar=False)
+
+
+def sufficiency_applicability(labels: Sequence[int]) -> NotApplicable | None:
+    """``None`` when Sufficiency is defined for these (predicted) labels, else why not.
+
+    Sufficiency asks whether images with similar explanations share the class; with no class predicted for two
+    images there is nothing to agree with, and Quantus returns 0 for every method.
+    """
+    y = np.asarray(labels).reshape(-1)
+    counts = np.unique(y, return_counts=True)[1]
+    if len(y) < 2 or counts.max() < 2:
+        return NotApplicable(f"each of the {len(y)} images has its own predicted class, so no image has a "
+                             f"neighbour of its class (use images of one class, as the paper profile does)")
+    return None
 
 
 def complexity_metrics() -> dict:
@@ -242,13 +277,41 @@ def complexity_metrics() -> dict:
             "EffectiveComplexity": quantus.EffectiveComplexity(**kw)}
 
 
+class TieFairPointingGame:
+    """Pointing Game (Zhang et al. 2018) that is fair to ties: the share of the map's maximal plateau that lies on
+    the object (1 or 0 for a unique maximum, as Quantus; a plateau half on the object scores 0.5).
+
+    Quantus 0.6 counts a hit when any pixel tied at the maximum is on the object, so a block map, whose maximum
+    is a whole superpixel, or a blank map, whose maximum is every pixel, wins by its plateau. A constant (e.g.
+    blank) map points nowhere and scores 0. Called like a Quantus metric (``a_batch`` N×1×H×W, ``s_batch``).
+    """
+
+    def __init__(self, rtol: float = 1e-9):
+        self.rtol = float(rtol)
+
+    def __call__(self, model=None, x_batch=None, y_batch=None, a_batch=None, s_batch=None, **kwargs) -> np.ndarray:
+        if a_batch is None or s_batch is None:
+            raise ValueError("the Pointing Game needs maps (a_batch) and ground-truth masks (s_batch)")
+        a = np.asarray(a_batch, dtype=float).reshape(len(a_batch), -1)
+        s = np.asarray(s_batch).reshape(len(s_batch), -1) > 0
+        if a.shape != s.shape:
+            raise ValueError(f"maps {a.shape} and masks {s.shape} differ in shape")
+        if not np.isfinite(a).all():
+            raise ValueError("a_batch contains non-finite values")
+        top, low = a.max(axis=1, keepdims=True), a.min(axis=1, keepdims=True)
+        plateau = a >= top - self.rtol * np.maximum(np.abs(top), 1e-300)
+        share = (plateau & s).sum(axis=1) / plateau.sum(axis=1)
+        return np.where(top[:, 0] > low[:, 0], share, 0.0)
+
+
 def localisation_metrics(top_k: int = 64) -> dict:
-    """Pointing Game, Relevance Mass Accuracy, Relevance Rank Accuracy, AUC and Top-K Intersection (k = ``top_k``)."""
+    """Pointing Game (tie-fair, :class:`TieFairPointingGame`), and Quantus' Relevance Mass Accuracy, Relevance
+    Rank Accuracy, AUC and Top-K Intersection (k = ``top_k``)."""
     quantus = _quantus()
     if not isinstance(top_k, (int, np.integer)) or top_k < 1:
         raise ValueError(f"top_k must be a positive integer, got {top_k!r}")
     kw = {"disable_warnings": True, "display_progressbar": False}
-    return {"PointingGame": quantus.PointingGame(**kw), "RelevanceMassAccuracy": quantus.RelevanceMassAccuracy(**kw),
+    return {"PointingGame": TieFairPointingGame(), "RelevanceMassAccuracy": quantus.RelevanceMassAccuracy(**kw),
             "RelevanceRankAccuracy": quantus.RelevanceRankAccuracy(**kw), "AUC": quantus.AUC(**kw),
             "TopKIntersection": quantus.TopKIntersection(k=int(top_k), **kw)}
 
@@ -313,6 +376,40 @@ def score_attributions(bundle: ModelBundle | None, images: np.ndarray | None, la
     return result
 
 
+BATCH_COUPLED = ("Sufficiency",)  # a score that compares the images of one call with each other
+
+
+def score_many(maps, metrics: Mapping[str, object], labels: Sequence[int], masks: np.ndarray | None = None,
+               bundle: ModelBundle | None = None, images: np.ndarray | None = None,
+               seed: int = 0) -> dict[str, np.ndarray | Failed]:
+    """Scores (M×N) of M maps of the same N images, e.g. a hundred random maps for a chance band.
+
+    Metrics that treat images independently get all M×N maps in one call; a batch-coupled metric
+    (:data:`BATCH_COUPLED`: Sufficiency compares the maps of one call) is called once per map on the N images.
+    """
+    maps = np.asarray(maps, dtype=float)
+    if maps.ndim != 4:
+        raise ValueError(f"maps must be M×N×H×W, got shape {maps.shape}")
+    m, n = maps.shape[:2]
+    labels = np.asarray(labels).reshape(-1)
+    out: dict[str, np.ndarray | Failed] = {}
+    independent = {k: v for k, v in metrics.items() if type(v).__name__ not in BATCH_COUPLED}
+    if independent:
+        flat = score_attributions(bundle, None if images is None else np.tile(np.asarray(images), (m, 1, 1, 1)),
+                                  np.tile(labels, m), {"maps": maps.reshape(m * n, *maps.shape[2:])}, independent,
+                                  masks=None if masks is None else np.tile(np.asarray(masks), (m, 1, 1)),
+                                  seed=seed)["maps"]
+        out.update({k: v if isinstance(v, Failed) else v.reshape(m, n) for k, v in flat.items()})
+    for name, metric in metrics.items():
+        if name in independent:
+            continue
+        rows = [score_attributions(bundle, images, labels, {"map": a}, {name: metric}, masks=masks,
+                                   seed=seed)["map"][name] for a in maps]
+        failed = next((r for r in rows if isinstance(r, Failed)), None)
+        out[name] = failed if failed is not None else np.stack(rows)
+    return out
+
+
 # ---------------------------------------------------------------------------------------------------------
 # statistics and tables
 
@@ -353,13 +450,13 @@ def summary_rows(scores: Mapping[str, Mapping[str, np.ndarray | Failed]], metric
         row = {"method": method}
         for m in metrics:
             v = per_metric.get(m)
-            if isinstance(v, Failed) or v is None:
+            if isinstance(v, (Failed, NotApplicable)) or v is None:
                 row[m] = row[f"{m} ci95"] = float("nan")
                 row[f"{m} note"] = str(v) if v is not None else "not run"
                 continue
             row[m], row[f"{m} ci95"] = mean_ci(v)
             ref = scores.get(reference, {}).get(m) if reference else None
-            if ref is not None and not isinstance(ref, Failed) and method != reference:
+            if ref is not None and not isinstance(ref, (Failed, NotApplicable)) and method != reference:
                 row[f"{m} p"] = paired_test(v, ref)
         rows.append(row)
     return rows
@@ -373,7 +470,7 @@ def format_summary(rows: Sequence[dict], metrics: Sequence[str], width: int = 16
         cells = []
         for m in metrics:
             if r.get(f"{m} note"):
-                cells.append(f"{'failed':>{width}}")
+                cells.append(f"{'n/a' if str(r[f'{m} note']).startswith('n/a') else 'failed':>{width}}")
                 continue
             mean, ci = r[m], r[f"{m} ci95"]
             star = "*" if r.get(f"{m} p", 1.0) < 0.05 else " "
@@ -487,3 +584,288 @@ def benchmark_maps(bundle: ModelBundle, images: np.ndarray, labels: Sequence[int
             except ValueError as exc:
                 out[f"{name} (GAD)"] = Failed(str(exc))
     return out
+
+
+# ---------------------------------------------------------------------------------------------------------
+# tables with chance bands
+
+LIME_FAMILY = ("LIME", "GradLIME (feature)", "GradLIME (importance)")
+REPO_CONVERSIONS = ("LIME (repo, both signs)", "LIME (repo, positive)", "GradLIME (repo, positive)")
+
+
+def granularity(method: str) -> str:
+    """The random-map kind a method is compared with: LIME's family with random *superpixel* maps (the same
+    blocks and sparsity), every pixel-level method with uniform random maps."""
+    return "superpixel" if method in LIME_FAMILY or method.startswith("none (LIME)") else "uniform"
+
+
+def banded_rows(scores: Mapping[str, Mapping[str, np.ndarray | Failed | NotApplicable]], metrics: Sequence[str],
+                bands: Mapping[str, Mapping[str, object]], reference: str | None = "LIME",
+                kind_of=granularity) -> list[dict]:
+    """One row per method: per metric the mean, 95% CI half-width, the chance band of its kind
+    (``bands[kind][metric]``, a :class:`gradlime_utils.faithfulness.ChanceBand`), where the mean lies against
+    it ("above" / "below" / "within"), and the paired p-value against ``reference``."""
+    return add_bands(summary_rows(scores, metrics, reference), metrics, bands, kind_of)
+
+
+def add_bands(rows: list[dict], metrics: Sequence[str], bands: Mapping[str, Mapping[str, object]],
+              kind_of=granularity) -> list[dict]:
+    """Mark each row's means against the chance band of its method's kind (in place; returns ``rows``)."""
+    for row in rows:
+        kind = kind_of(row["method"])
+        row["kind"] = kind
+        for m in metrics:
+            band = bands.get(kind, {}).get(m)
+            if band is None or row.get(f"{m} note"):
+                continue
+            row[f"{m} band"] = (band.low, band.high)
+            row[f"{m} vs chance"] = band.verdict(row[m])
+    return rows
+
+
+def seed_rows(runs: Sequence[Mapping[str, Mapping[str, np.ndarray | Failed]]], metrics: Sequence[str],
+              reference: str | None = "LIME") -> list[dict]:
+    """Rows over training seeds: per metric the mean of the per-seed image means and its 95% CI across seeds
+    (Student t), the per-seed means, and the paired test against ``reference`` on the per-image scores averaged
+    over seeds. ``runs[s][method][metric]`` are one seed's per-image scores."""
+    if len(runs) < 1:
+        raise ValueError("need the scores of at least one seed")
+    rows = []
+    for method in runs[0]:
+        row = {"method": method}
+        for m in metrics:
+            values = [run.get(method, {}).get(m) for run in runs]
+            bad = next((v for v in values if v is None or isinstance(v, (Failed, NotApplicable))), False)
+            if bad is not False:
+                row[m] = row[f"{m} ci95"] = float("nan")
+                row[f"{m} note"] = str(bad) if bad is not None else "not run"
+                continue
+            per_seed = [float(np.nanmean(v)) for v in values]
+            row[m], row[f"{m} ci95"] = mean_ci(per_seed)
+            row[f"{m} seeds"] = per_seed
+            refs = [run.get(reference, {}).get(m) for run in runs] if reference else []
+            if reference and method != reference and all(isinstance(r, np.ndarray) for r in refs):
+                row[f"{m} p"] = paired_test(np.mean(values, axis=0), np.mean(refs, axis=0))
+        rows.append(row)
+    return rows
+
+
+def banded_frame(rows: Sequence[dict], metrics: Sequence[str], bands: Mapping[str, Mapping[str, object]],
+                 digits: int = 2):
+    """A DataFrame for the book: "mean ± CI" per cell, ▲ / ▼ where the mean lies above / below the chance band
+    of the method's kind, * where the paired test against the reference gives p < 0.05; one "chance" row per
+    random-map kind with the band's mean and [2.5%, 97.5%] interval; "n/a" or "failed" with the reason."""
+    import pandas as pd
+
+    def cell(r, m):
+        note = r.get(f"{m} note")
+        if note:
+            return "n/a" if str(note).startswith("n/a") else "failed"
+        mean, ci = r[m], r[f"{m} ci95"]
+        if not np.isfinite(mean):
+            return "nan"
+        text = f"{mean:.{digits}f}" + (f" ± {ci:.{digits}f}" if np.isfinite(ci) else "")
+        mark = {"above": " ▲", "below": " ▼"}.get(r.get(f"{m} vs chance"), "")
+        return text + mark + (" *" if r.get(f"{m} p", 1.0) < 0.05 else "")
+
+    table = {r["method"]: {m: cell(r, m) for m in metrics} for r in rows}
+    for kind, per_metric in bands.items():
+        table[f"chance ({kind} random maps)"] = {
+            m: (f"{b.mean:.{digits}f} [{b.low:.{digits}f}, {b.high:.{digits}f}]" if np.isfinite(b.mean) else "n/a")
+            if (b := per_metric.get(m)) is not None else "" for m in metrics}
+    return pd.DataFrame.from_dict(table, orient="index")[list(metrics)]
+
+
+def notes_of(rows: Sequence[dict], metrics: Sequence[str]) -> list[str]:
+    """The distinct "n/a" and "failed" reasons of a table, one line each."""
+    seen: list[str] = []
+    for r in rows:
+        for m in metrics:
+            note = r.get(f"{m} note")
+            line = f"{r['method']} / {m}: {note}" if note else None
+            if line and note not in [s.split(": ", 1)[1] for s in seen]:
+                seen.append(line)
+    return seen
+
+
+def beyond_chance(rows: Sequence[dict], metrics: Sequence[str]) -> dict[str, list[str]]:
+    """Per metric, the methods whose mean lies outside their chance band (above or below)."""
+    return {m: [r["method"] for r in rows if r.get(f"{m} vs chance") in ("above", "below")] for m in metrics}
+
+
+def localisation_over_seeds(train_set, test_set, seeds: Sequence[int], epochs: int = 12, support_epochs: int = 10,
+                            num_samples: int = 300, top_k: int | None = None, device: str = "auto",
+                            progress: bool = False) -> list[dict]:
+    """The localisation benchmark once per training seed: a ShapesCNN trained with seed ``s``, GAD support models
+    trained with ``s``, every method's maps with LIME sampled with ``s``, and the localisation metrics.
+
+    Returns one dict per seed: ``seed``, ``bundle``, ``support``, ``maps``, ``scores`` (method -> metric ->
+    per-image scores; the ground-truth mask itself is scored as "Oracle (ground truth)", the ceiling), ``info``
+    (the CNN's accuracies) and ``checkpoint`` (the SHA-256 of its weights, for the
+    manifest and the ledger). Localisation mixes the model with the method, so a table from one training seed
+    says as much about that model as about the methods.
+    """
+    from tqdm.auto import tqdm
+
+    from .cache import state_digest
+    from .gad import train_support_models
+    from .localisation import oracle_map, train_shapes_cnn
+
+    seeds = [check_seed(s) for s in seeds]
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds must be distinct and non-empty, got {seeds}")
+    top_k = int(test_set.masks.sum(axis=(1, 2)).min()) if top_k is None else top_k
+    metrics = localisation_metrics(top_k=top_k)
+    runs = []
+    for s in tqdm(seeds, desc="localisation seeds", disable=not progress):
+        bundle = train_shapes_cnn(train_set, test_set, epochs=epochs, seed=s, device=device, progress=False)
+        support = train_support_models(bundle, train_set.images, train_set.labels, epochs=support_epochs, seed=s,
+                                       dataset_name=f"shapes-{len(train_set)}-{s}", progress=False)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # Grad-CAM fallbacks are counted in the maps' info
+            maps = benchmark_maps(bundle, test_set.images, test_set.labels, num_samples=num_samples, support=support,
+                                  seed=s)
+        maps["Oracle (ground truth)"] = oracle_map(test_set.masks)
+        scores = score_attributions(None, None, test_set.labels, maps, metrics, masks=test_set.masks)
+        runs.append({"seed": s, "bundle": bundle, "support": support, "maps": maps, "scores": scores,
+                     "info": dict(bundle.info), "checkpoint": state_digest(bundle.model.state_dict())})
+    return runs
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the chapter's inputs, controls and outputs
+
+
+def photo_sources(profile: str, image_names: Sequence[str], data_root=None, n_images: int = 50,
+                  class_name: str | None = None, seed: int = 0) -> list:
+    """The images the evaluation explains: ``n_images`` of *one* class of ``data_root`` (an ImageNet-validation
+    style folder, as the paper profile uses, so Sufficiency is defined), else the named sample photos (two in
+    ``smoke``)."""
+    from .datasets import one_class_files
+    from .runtime import by_profile
+
+    if data_root is not None:
+        return one_class_files(data_root, n_images, seed=seed, class_name=class_name)[1]
+    return by_profile(profile, smoke=list(image_names)[:2], quick=list(image_names), paper=list(image_names))
+
+
+def score_records(scores: Mapping[str, Mapping[str, object]], image_names: Sequence[str], group: str) -> list[dict]:
+    """Long-format rows (group, method, metric, image, score, note) of ``scores[method][metric]``."""
+    rows = []
+    for method, per_metric in scores.items():
+        for metric, v in per_metric.items():
+            if isinstance(v, (Failed, NotApplicable)):
+                rows.append({"group": group, "method": method, "metric": metric, "image": "", "score": "",
+                             "note": str(v)})
+            else:
+                rows += [{"group": group, "method": method, "metric": metric, "image": str(n), "score": float(s),
+                          "note": ""} for n, s in zip(image_names, v)]
+    return rows
+
+
+def write_score_csv(path, records: Sequence[dict]) -> None:
+    """Write :func:`score_records` rows as CSV (commas inside notes become semicolons)."""
+    import csv
+    from pathlib import Path
+
+    with Path(path).open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=["group", "method", "metric", "image", "score", "note"])
+        writer.writeheader()
+        writer.writerows({k: str(v).replace(",", ";") for k, v in r.items()} for r in records)
+
+
+def localisation_chance(test_set, n_random: int, cell_size: int = 7, keep: int = 10, top_k: int | None = None,
+                        seed: int = 0) -> tuple[dict, dict]:
+    """Random maps on the benchmark, scored by the localisation metrics: uniform pixels, and random *blocks* on
+    the grid LIME uses there (``keep`` positive cells, as LIME's benchmark maps). Returns (scores, bands), each
+    keyed by kind then metric. The maps do not depend on the model, so one set serves every training seed."""
+    from .faithfulness import RANDOM_MAP_KINDS, bands_by_metric, random_maps
+    from .neighborhood import segment_image
+
+    grid = segment_image(test_set.images[0], "grid", cell_size=cell_size)
+    top_k = int(test_set.masks.sum(axis=(1, 2)).min()) if top_k is None else top_k
+    metrics = localisation_metrics(top_k=top_k)
+    scores, bands = {}, {}
+    for j, kind in enumerate(RANDOM_MAP_KINDS):
+        maps = random_maps(kind, n_random, test_set.masks.shape, segments=[grid] * len(test_set), keep=keep,
+                           positive=True, seed=seed + 101 + j)
+        scores[kind] = score_many(maps, metrics, test_set.labels, masks=test_set.masks)
+        bands[kind] = bands_by_metric(scores[kind])
+    return scores, bands
+
+
+def per_seed_frame(rows: Sequence[dict], metric: str, seeds: Sequence[int], digits: int = 2):
+    """Methods × seeds: each training seed's image mean of ``metric`` (from :func:`seed_rows`), so a reader sees
+    whether a ranking survives a retrain."""
+    import pandas as pd
+
+    table = {r["method"]: {f"seed {s}": round(v, digits) for s, v in zip(seeds, r.get(f"{metric} seeds", []))}
+             for r in rows}
+    return pd.DataFrame.from_dict(table, orient="index")
+
+
+def describe_chance(rows: Sequence[dict], metrics: Sequence[str], where: str) -> list[str]:
+    """One sentence per metric: which methods lie above / below their chance band, the rest within it."""
+    lines = []
+    for m in metrics:
+        above = [r["method"] for r in rows if r.get(f"{m} vs chance") == "above"]
+        below = [r["method"] for r in rows if r.get(f"{m} vs chance") == "below"]
+        within = [r["method"] for r in rows if r.get(f"{m} vs chance") == "within"]
+        notes = {str(r.get(f"{m} note")) for r in rows if r.get(f"{m} note")}
+        if not (above or below or within):
+            lines.append(f"- {m} ({where}): not scored — {'; '.join(sorted(notes)) or 'no band'}.")
+            continue
+        lines.append(f"- {m} ({where}): above chance: {', '.join(above) or 'none'}; below chance: "
+                     f"{', '.join(below) or 'none'}; within the band of random maps: {len(within)} of "
+                     f"{len(above) + len(below) + len(within)} methods.")
+    return lines
+
+
+def rows_for_json(rows: Sequence[dict]) -> list[dict]:
+    """Table rows with NaN as None and tuples as lists, for JSON."""
+    def clean(v):
+        if isinstance(v, float) and not np.isfinite(v):
+            return None
+        if isinstance(v, (tuple, list)):
+            return [clean(x) for x in v]
+        if isinstance(v, np.generic):
+            return clean(v.item())
+        return v
+    return [{k: clean(v) for k, v in r.items()} for r in rows]
+
+
+def describe_modes(rows: Sequence[dict], metrics: Sequence[str]) -> list[str]:
+    """The G-7 reading: each GradLIME mode's difference from LIME per metric, and whether any mode lies outside
+    the superpixel chance band."""
+    ref = next((r for r in rows if r["method"].startswith("none")), rows[0])
+    lines = []
+    for r in rows:
+        if r is ref:
+            continue
+        diffs = [f"{m} {r[m] - ref[m]:+.2f}" + (" (p < 0.05)" if r.get(f"{m} p", 1.0) < 0.05 else "")
+                 for m in metrics if np.isfinite(r.get(m, np.nan)) and np.isfinite(ref.get(m, np.nan))]
+        outside = [m for m in metrics if r.get(f"{m} vs chance") in ("above", "below")]
+        lines.append(f"- G-7, {r['method']} − LIME: {', '.join(diffs)}; outside the superpixel chance band on: "
+                     f"{', '.join(outside) or 'no metric'}.")
+    return lines
+
+
+def evaluation_results(*, model: str, images: Sequence[str], num_samples: int, settings, photo, g5, g6, g7, bench,
+                       bench_rows, loc_rows, runs, benchmark: dict, stability: Sequence[dict]) -> dict:
+    """Everything the ledger and a reader need from the chapter, JSON-ready: the tables with their bands and
+    verdicts, the checkpoint hash and accuracy of each benchmark model, and where the time went."""
+    from dataclasses import asdict
+
+    from .stability import stability_summary
+
+    return {
+        "model": model, "images": list(images), "num_samples": num_samples, "metric_settings": asdict(settings),
+        "G-5": rows_for_json(g5), "G-6": rows_for_json(g6), "G-7": rows_for_json(g7),
+        "photo_chance": photo.to_json(), "benchmark_faithfulness": rows_for_json(bench_rows),
+        "benchmark_chance": bench.to_json(), "localisation": rows_for_json(loc_rows),
+        "localisation_models": [{"seed": r["seed"], "checkpoint_sha256": r["checkpoint"],
+                                 "test_accuracy": r["info"].get("test_accuracy")} for r in runs],
+        "benchmark": benchmark, "stability": rows_for_json(stability),
+        "stability_summary": stability_summary(stability).to_dict(orient="records"),
+        "seconds": {"photo_metrics": photo.seconds, "benchmark_metrics": bench.seconds},
+    }

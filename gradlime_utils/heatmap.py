@@ -17,7 +17,7 @@ import numpy as np
 from .models import ModelBundle
 from .neighborhood import Neighborhood, check_rgb_image, render_masks
 from .surrogate import _check_label, explain_lime
-from .validation import check_finite
+from .validation import check_finite, check_int
 
 SURROGATES = ("linear", "tree")
 
@@ -122,6 +122,14 @@ def rank_agreement(a: np.ndarray, b: np.ndarray) -> float:
     return float(spearmanr(a.ravel(), b.ravel()).statistic)
 
 
+def _image_and_segments(image, segments) -> tuple[np.ndarray, np.ndarray]:
+    image = check_rgb_image(image)
+    segments = np.asarray(segments)
+    if segments.shape != image.shape[:2]:
+        raise ValueError(f"segments has shape {segments.shape}, the image {image.shape[:2]}")
+    return image, segments
+
+
 def _predictor(model) -> Callable[[np.ndarray], np.ndarray]:
     if isinstance(model, ModelBundle):
         return model.predict_proba
@@ -191,10 +199,7 @@ def occlusion_sensitivity(model, image: np.ndarray, segments: np.ndarray, import
     superpixels outside the top ``top_k``. Probabilities and predicted labels are recorded for each image.
     """
     predict = _predictor(model)
-    image = check_rgb_image(image)
-    segments = np.asarray(segments)
-    if segments.shape != image.shape[:2]:
-        raise ValueError(f"segments has shape {segments.shape}, the image {image.shape[:2]}")
+    image, segments = _image_and_segments(image, segments)
     m = int(segments.max()) + 1
     importance = check_finite("importance", np.asarray(importance, dtype=float))
     if importance.shape != (m,):
@@ -246,6 +251,21 @@ class DeletionInsertion:
         """Area under the insertion curve (higher = better)."""
         return float(np.trapezoid(self.insertion, self.fractions))
 
+    @property
+    def p_full(self) -> float:
+        """p(label) on the unperturbed image (the deletion curve's first point)."""
+        return float(self.deletion[0])
+
+    @property
+    def deletion_auc_normalised(self) -> float:
+        """Deletion area divided by the full image's probability: comparable across photos (1 = no drop)."""
+        return self.deletion_auc / self.p_full if self.p_full > 0 else float("nan")
+
+    @property
+    def insertion_auc_normalised(self) -> float:
+        """Insertion area divided by the full image's probability (1 = the full image's confidence throughout)."""
+        return self.insertion_auc / self.p_full if self.p_full > 0 else float("nan")
+
 
 def deletion_insertion(model, image: np.ndarray, heatmap: np.ndarray, label: int, steps: int = 20,
                        fill="blur", batch_size: int | None = None) -> DeletionInsertion:
@@ -290,3 +310,329 @@ def deletion_insertion(model, image: np.ndarray, heatmap: np.ndarray, label: int
             curves[name].append(proba[:, label])
     return DeletionInsertion(fractions=fractions, deletion=np.concatenate(curves["deletion"]).astype(float),
                              insertion=np.concatenate(curves["insertion"]).astype(float))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# matched nulls: random maps of the right granularity, permutation tests, occlusion of every superpixel
+
+RANDOM_HEATMAPS = ("superpixel", "smooth")
+
+
+def random_heatmaps(kind: str, count: int, segments: np.ndarray, grid: int = 7, seed: int = 0) -> np.ndarray:
+    """``count`` random heat maps (count×H×W) of the granularity of the maps they are a null for.
+
+    ``"superpixel"``: one U(0, 1) value per superpixel of ``segments`` (the structure of a LIME heat map, with a
+    random ranking). ``"smooth"``: a ``grid``×``grid`` U(0, 1) map upsampled bilinearly to H×W (the structure of
+    a Grad-CAM map from a 7×7 layer). A pixel-level random map is a much weaker null for deletion and
+    insertion: scattered pixels leave every object half visible.
+    """
+    from skimage.transform import resize
+
+    if kind not in RANDOM_HEATMAPS:
+        raise ValueError(f"kind must be one of {RANDOM_HEATMAPS}, got {kind!r}")
+    count = check_int("count", count, 1)
+    segments = np.asarray(segments)
+    rng = np.random.default_rng(seed)
+    if kind == "superpixel":
+        return rng.uniform(size=(count, int(segments.max()) + 1))[:, segments]
+    grid = check_int("grid", grid, 2)
+    return np.stack([resize(rng.uniform(size=(grid, grid)), segments.shape, order=1, mode="edge",
+                            anti_aliasing=False) for _ in range(count)])
+
+
+def null_percentile(value: float, null_values, higher_is_better: bool = True) -> float:
+    """Share of the null's values that ``value`` beats (ties count half): 0.975 or more is beyond a two-sided
+    95% band on the good side."""
+    null = np.asarray(null_values, dtype=float)
+    null = null[np.isfinite(null)]
+    if not np.isfinite(value) or len(null) == 0:
+        return float("nan")
+    better = (null < value) if higher_is_better else (null > value)
+    return float((better.sum() + 0.5 * (null == value).sum()) / len(null))
+
+
+def permutation_pvalue(values: np.ndarray, segments: np.ndarray, other: np.ndarray, statistic: str = "rho",
+                       n_perm: int = 200, fraction: float = 0.2, seed: int = 0) -> tuple[float, float]:
+    """Agreement of a superpixel map (``values[segments]``) with ``other`` and its permutation p-value.
+
+    The null permutes the superpixel values (the same blocks, a random assignment), so it keeps the map's
+    granularity, which alone produces sizeable agreement with any smooth map. ``statistic`` is ``"rho"``
+    (:func:`rank_agreement`) or ``"iou"`` (:func:`top_region_iou` at ``fraction``). Returns (observed, p) with
+    p = (1 + #null >= observed) / (1 + n_perm): 1 / (n_perm + 1) when no permutation does as well.
+    """
+    if statistic not in ("rho", "iou"):
+        raise ValueError(f"statistic must be 'rho' or 'iou', got {statistic!r}")
+    values = check_finite("values", np.asarray(values, dtype=float))
+    segments = np.asarray(segments)
+    if values.shape != (int(segments.max()) + 1,):
+        raise ValueError(f"values has shape {values.shape}; the segmentation has {int(segments.max()) + 1} superpixels")
+    other = _as_map("other", other, segments.shape)
+    n_perm = check_int("n_perm", n_perm, 1)
+
+    def stat(v):
+        return rank_agreement(v[segments], other) if statistic == "rho" else top_region_iou(v[segments], other, fraction)
+
+    observed = stat(values)
+    rng = np.random.default_rng(seed)
+    null = np.array([stat(rng.permutation(values)) for _ in range(n_perm)])
+    if not np.isfinite(observed):
+        return observed, float("nan")
+    return float(observed), float((1 + np.sum(null >= observed - 1e-12)) / (1 + n_perm))
+
+
+def superpixel_means(heatmap: np.ndarray, segments: np.ndarray) -> np.ndarray:
+    """The mean of a per-pixel map over each superpixel (e.g. Grad-CAM on LIME's segmentation)."""
+    segments = np.asarray(segments)
+    heatmap = _as_map("heatmap", heatmap, segments.shape)
+    m = int(segments.max()) + 1
+    return np.bincount(segments.ravel(), weights=heatmap.ravel(), minlength=m) / np.maximum(
+        np.bincount(segments.ravel(), minlength=m), 1)
+
+
+@dataclass
+class OcclusionScan:
+    """Every superpixel occluded once: the probability drop of ``label`` and the predicted label each time."""
+
+    label: int
+    p_original: float
+    drops: np.ndarray
+    labels: np.ndarray
+
+    def flips(self) -> np.ndarray:
+        return self.labels != self.label
+
+
+def occlusion_drops(model, image: np.ndarray, segments: np.ndarray, label: int, fill="blur") -> OcclusionScan:
+    """Occlude each superpixel once (M queries, one batch) and record p(label)'s drop and the predicted label.
+
+    The fill should not be the hiding colour of the LIME neighbourhood being tested (LIME then learns exactly the
+    effect of that fill, and the test is circular): the default is a Gaussian blur.
+    """
+    predict = _predictor(model)
+    image, segments = _image_and_segments(image, segments)
+    m = int(segments.max()) + 1
+    masks = np.ones((m + 1, m), np.uint8)
+    masks[np.arange(1, m + 1), np.arange(m)] = 0
+    proba = predict(render_masks(image, segments, masks, _fill_image(image, fill)))
+    if not isinstance(label, (int, np.integer)) or not 0 <= label < proba.shape[1]:
+        raise ValueError(f"label must be a class index in [0, {proba.shape[1]}), got {label!r}")
+    return OcclusionScan(label=int(label), p_original=float(proba[0, label]),
+                         drops=(proba[0, label] - proba[1:, label]).astype(float), labels=proba[1:].argmax(axis=1))
+
+
+def top_rank(values: np.ndarray, drops) -> int:
+    """Rank (1 = largest drop) in the occlusion ranking of the superpixel a map ranks first (``drops``: an
+    :class:`OcclusionScan` or its drops)."""
+    drops = drops.drops if isinstance(drops, OcclusionScan) else drops
+    values, drops = np.asarray(values, dtype=float), np.asarray(drops, dtype=float)
+    if values.shape != drops.shape:
+        raise ValueError(f"values {values.shape} and drops {drops.shape} must have one entry per superpixel")
+    top = int(np.lexsort((np.arange(len(values)), -values))[0])
+    return int(1 + np.sum(drops > drops[top]))
+
+
+def holdout_r2(neighborhood: Neighborhood, label: int, surrogate: str = "linear", test_fraction: float = 0.25,
+               seed: int = 0, **tree_params) -> float:
+    """Weighted R² of a surrogate on held-out rows of the neighbourhood (fitted on the rest).
+
+    An unpruned tree fits its own samples almost perfectly, so its in-sample R² says nothing; out of sample the
+    two surrogates can be compared.
+    """
+    from dataclasses import replace
+
+    from sklearn.metrics import r2_score
+
+    if not 0 < test_fraction < 1:
+        raise ValueError(f"test_fraction must lie in (0, 1), got {test_fraction!r}")
+    label = _check_label(neighborhood, label)
+    n = neighborhood.num_samples
+    rng = np.random.default_rng(seed)
+    test = np.zeros(n, bool)
+    test[rng.choice(np.arange(1, n), size=max(1, int(round(test_fraction * n))), replace=False)] = True
+    fields = ("data", "predictions", "distances", "kernel_weights")
+    train = replace(neighborhood, **{f: getattr(neighborhood, f)[~test] for f in fields})
+    x, y, w = neighborhood.data[test], neighborhood.predictions[test, label], neighborhood.kernel_weights[test]
+    if surrogate == "linear":
+        exp = explain_lime(train, label)
+        pred = exp.intercept + x @ exp.surrogate_coef
+    else:
+        from sklearn.tree import DecisionTreeRegressor
+
+        tree = DecisionTreeRegressor(random_state=seed, **tree_params).fit(
+            train.data, train.predictions[:, label], sample_weight=train.kernel_weights)
+        pred = tree.predict(x)
+    return float(r2_score(y, pred, sample_weight=w))
+
+
+def photo_study(bundle: ModelBundle, image: np.ndarray, n_features: int = 49, num_samples: int = 2048,
+                steps: int = 20, n_random: int = 10, n_perm: int = 200, seed: int = 0,
+                tree_params: dict | None = None, neighborhood: Neighborhood | None = None) -> tuple[dict, dict, tuple]:
+    """Every comparison of the chapter for one photo, each beside its matched null.
+
+    LIME heat maps (linear and tree, one neighbourhood with imageLIME's mean-colour hiding) and Grad-CAM of the
+    predicted class; agreement ρ and top-20% IoU with permutation p-values (:func:`permutation_pvalue`);
+    deletion and insertion areas normalised by the full image's probability, each with its percentile among
+    ``n_random`` random maps of each kind in :data:`RANDOM_HEATMAPS` (same curves, same fill); every
+    superpixel occluded once with a blur (:func:`occlusion_drops`) and the rank each map's top superpixel gets
+    there; and the surrogates' R² in sample and on held-out samples.
+
+    ``neighborhood``: one already sampled for this image with the same settings (SLIC with ``n_features``,
+    ``num_samples``, ``seed``, mean-colour hiding), to save its queries; it is checked, not trusted.
+
+    Returns (row, curves by method, the maps for figures).
+    """
+    import time
+
+    from .gradcam import gradcam
+    from .neighborhood import sample_neighborhood, segment_image
+
+    tree_params = dict(tree_params or {})
+    image = check_rgb_image(image)
+    segments = segment_image(image, "slic", n_segments=n_features)
+    label = int(bundle.predict_proba(image[None]).argmax())
+    start = time.perf_counter()
+    hide = image.reshape(-1, 3).mean(axis=0)
+    nb = neighborhood
+    if nb is not None and not (np.array_equal(nb.segments, segments) and nb.num_samples == num_samples
+                               and nb.seed == seed and np.allclose(np.asarray(nb.hide_color, float), hide)
+                               and np.array_equal(nb.image, image)):
+        raise ValueError("neighborhood was not sampled for this image with these settings (segments, num_samples, "
+                         "seed, mean-colour hiding)")
+    if nb is None:
+        nb = sample_neighborhood(bundle, image, num_samples=num_samples, seed=seed, segments=segments,
+                                 hide_color=hide, progress=False)
+    lin, tree = lime_heatmap(nb, label, "linear"), lime_heatmap(nb, label, "tree", seed=seed, **tree_params)
+    lime_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    cam = gradcam(bundle, image, label).heatmap
+    cam_seconds = time.perf_counter() - start
+    cam_values = superpixel_means(cam, segments)
+    row = {"class": bundle.class_names[label], "p": float(nb.predictions[0, label]), "M": int(segments.max()) + 1,
+           "lime_seconds": lime_seconds, "gradcam_seconds": cam_seconds,
+           "linear_r2": lin.score, "tree_r2": tree.score,
+           "linear_r2_holdout": holdout_r2(nb, label, "linear", seed=seed),
+           "tree_r2_holdout": holdout_r2(nb, label, "tree", seed=seed, **tree_params),
+           "rho_linear_tree": rank_agreement(lin.heatmap, tree.heatmap),
+           "iou20_linear_tree": top_region_iou(lin.heatmap, tree.heatmap)}
+    for name, values in (("linear", lin.importance), ("tree", tree.importance)):
+        for stat in ("rho", "iou"):
+            key = f"{stat}_{name}_gradcam" if stat == "rho" else f"iou20_{name}_gradcam"
+            row[key], row[f"{key}_p"] = permutation_pvalue(values, segments, cam, stat, n_perm=n_perm, seed=seed)
+    maps = {"LIME linear": lin.heatmap, "LIME tree": tree.heatmap, "Grad-CAM": cam}
+    curves = {m: deletion_insertion(bundle, image, h, label, steps=steps, fill="blur") for m, h in maps.items()}
+    null = {kind: [deletion_insertion(bundle, image, h, label, steps=steps, fill="blur")
+                   for h in random_heatmaps(kind, n_random, segments, seed=seed)] for kind in RANDOM_HEATMAPS}
+    for kind, runs in null.items():
+        for metric in ("insertion", "deletion"):
+            values = [getattr(r, f"{metric}_auc_normalised") for r in runs]
+            row[f"{metric} null {kind}"] = [float(np.median(values)), float(np.quantile(values, 0.025)),
+                                            float(np.quantile(values, 0.975))]
+            for m, c in curves.items():
+                row[f"{metric} pct {kind} {m}"] = null_percentile(getattr(c, f"{metric}_auc_normalised"), values,
+                                                                  higher_is_better=metric == "insertion")
+    for m, c in curves.items():
+        row[f"deletion {m}"], row[f"insertion {m}"] = c.deletion_auc_normalised, c.insertion_auc_normalised
+    scan = occlusion_drops(bundle, image, segments, label, fill="blur")
+    for name, values in (("linear", lin.importance), ("tree", tree.importance), ("gradcam", cam_values)):
+        row[f"top_rank_{name}"] = top_rank(values, scan)
+    top = int(np.lexsort((np.arange(len(lin.importance)), -lin.importance))[0])
+    row.update({"drop_top": float(scan.drops[top]), "drop_median": float(np.median(scan.drops)),
+                "flip_top": bool(scan.flips()[top]), "flips_any": int(scan.flips().sum()),
+                "label_after_top": bundle.class_names[int(scan.labels[top])]})
+    curves.update({f"random {kind}": runs[0] for kind, runs in null.items()})
+    return row, curves, (image, segments, label, lin, tree, cam, scan)
+
+
+HEATMAP_METHODS = ("LIME linear", "LIME tree", "Grad-CAM")
+
+
+def study_frames(rows: list[dict]):
+    """Three DataFrames for the chapter: insertion / deletion areas with their percentiles among random maps,
+    agreement with permutation p-values, and occlusion ranks with the surrogates' R²."""
+    import pandas as pd
+
+    faith, agree, occl = [], [], []
+    for r in rows:
+        key = {"model": r["model"], "image": r["image"]}
+        cell = {}
+        for metric in ("insertion", "deletion"):
+            for m in HEATMAP_METHODS:
+                cell[f"{metric} {m}"] = (f"{r[f'{metric} {m}']:.2f} ({100 * r[f'{metric} pct superpixel {m}']:.0f}/"
+                                         f"{100 * r[f'{metric} pct smooth {m}']:.0f})")
+            lo = r[f"{metric} null superpixel"]
+            cell[f"{metric} random (superpixel)"] = f"{lo[0]:.2f} [{lo[1]:.2f}, {lo[2]:.2f}]"
+        faith.append({**key, **cell})
+        agree.append({**key, **{f"{s} {n}/GC": f"{r[k]:.2f} (p = {r[k + '_p']:.3f})" for n in ("linear", "tree")
+                                for s, k in (("rho", f"rho_{n}_gradcam"), ("IoU", f"iou20_{n}_gradcam"))},
+                      "rho lin/tree": f"{r['rho_linear_tree']:.2f}"})
+        occl.append({**key, "M": r["M"], **{f"top rank {n}": r[f"top_rank_{n}"] for n in ("linear", "tree", "gradcam")},
+                     "drop top (linear)": f"{r['drop_top']:.3f}", "median drop": f"{r['drop_median']:.3f}",
+                     "label flips (any superpixel)": r["flips_any"],
+                     "R² linear in/out": f"{r['linear_r2']:.2f} / {r['linear_r2_holdout']:.2f}",
+                     "R² tree in/out": f"{r['tree_r2']:.2f} / {r['tree_r2_holdout']:.2f}"})
+    return pd.DataFrame(faith), pd.DataFrame(agree), pd.DataFrame(occl)
+
+
+def describe_study(rows: list[dict]) -> list[str]:
+    """The chapter's reading, generated from :func:`photo_study` rows."""
+    from .evaluation import mean_ci, paired_test
+
+    n = len(rows)
+    lines = []
+    for m in HEATMAP_METHODS:
+        beyond = sum(r[f"insertion pct superpixel {m}"] >= 0.975 and r[f"insertion pct smooth {m}"] >= 0.975
+                     for r in rows)
+        lines.append(f"- Insertion, {m}: above every random superpixel and smooth map (97.5th percentile of both) in "
+                     f"{beyond} of {n} photos; mean normalised area {np.mean([r[f'insertion {m}'] for r in rows]):.2f} "
+                     f"vs random superpixel maps {np.mean([r['insertion null superpixel'][0] for r in rows]):.2f}.")
+    diff = [r["insertion LIME linear"] - r["insertion Grad-CAM"] for r in rows]
+    mean, half = mean_ci(diff)
+    p = paired_test([r["insertion LIME linear"] for r in rows], [r["insertion Grad-CAM"] for r in rows])
+    lines.append(f"- LIME linear − Grad-CAM, normalised insertion: {mean:+.3f}" +
+                 (f" (95% CI ± {half:.3f})" if np.isfinite(half) else "") +
+                 (f", paired Wilcoxon p = {p:.3g}" if np.isfinite(p) else f"; no paired test can reach p < 0.05 "
+                  f"with {n} photos") + ("; the interval includes 0: unresolved." if np.isfinite(half) and
+                                         abs(mean) <= half else "."))
+    for name in ("linear", "tree"):
+        rho = sum(r[f"rho_{name}_gradcam_p"] < 0.05 for r in rows)
+        iou = sum(r[f"iou20_{name}_gradcam_p"] < 0.05 for r in rows)
+        lines.append(f"- Agreement of LIME {name} with Grad-CAM beyond permutations of its superpixels (p < 0.05): "
+                     f"rho in {rho} of {n} photos, top-20% IoU in {iou} of {n}.")
+    ranks = {k: [r[f"top_rank_{k}"] for r in rows] for k in ("linear", "tree", "gradcam")}
+    lines.append("- Occlusion (blur) of every superpixel: the top superpixel of each map ranks " + ", ".join(
+        f"{k} {np.median(v):.0f}" for k, v in ranks.items()) + f" (median over photos; 1 = the largest drop of about "
+        f"{int(np.median([r['M'] for r in rows]))}); the label flips for at least one superpixel in "
+        f"{sum(r['flips_any'] > 0 for r in rows)} of {n} photos.")
+    lines.append(f"- The tree's R² is {np.mean([r['tree_r2'] for r in rows]):.2f} on its own samples but "
+                 f"{np.mean([r['tree_r2_holdout'] for r in rows]):.2f} on held-out ones (linear: "
+                 f"{np.mean([r['linear_r2'] for r in rows]):.2f} / {np.mean([r['linear_r2_holdout'] for r in rows]):.2f}).")
+    return lines
+
+
+def occluded_image(image: np.ndarray, segments: np.ndarray, superpixel: int, fill="blur") -> np.ndarray:
+    """``image`` with one superpixel replaced by ``fill`` (as :func:`occlusion_drops` shows it to the model)."""
+    image = check_rgb_image(image)
+    segments = np.asarray(segments)
+    masks = np.ones((1, int(segments.max()) + 1), np.uint8)
+    masks[0, int(superpixel)] = 0
+    return render_masks(image, segments, masks, _fill_image(image, fill))[0]
+
+
+def plot_step_by_step(image: np.ndarray, neighborhood: Neighborhood, linear: LimeHeatmap, tree: LimeHeatmap,
+                      cam, class_name: str, path=None):
+    """The photo, one perturbed sample, both LIME heat maps and Grad-CAM, side by side."""
+    import matplotlib.pyplot as plt
+
+    from .plotting import show_heatmap
+
+    fig, axes = plt.subplots(1, 5, figsize=(15, 3.3))
+    axes[0].imshow(image); axes[0].set_title(class_name, fontsize=9); axes[0].set_axis_off()
+    axes[1].imshow(neighborhood.perturbed_image(1)); axes[1].set_title("one perturbed sample", fontsize=9)
+    axes[1].set_axis_off()
+    show_heatmap(axes[2], image, linear.heatmap, "LIME heat map, linear (signed)", alpha=0.6, signed=True)
+    show_heatmap(axes[3], image, tree.heatmap, "LIME heat map, tree", alpha=0.55)
+    show_heatmap(axes[4], image, cam.heatmap, f"Grad-CAM ({', '.join(cam.layer_maps)})", alpha=0.55)
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path, dpi=90, bbox_inches="tight")
+    return fig

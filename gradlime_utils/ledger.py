@@ -35,9 +35,18 @@ def _json(folder: Path, name: str):
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+def _manifest_files(folder: Path) -> dict:
+    try:
+        return json.loads((folder / "manifest.json").read_text()).get("files", {})
+    except (OSError, ValueError):
+        return {}
+
+
 def _figure(*names: str) -> Callable[[Path], str]:
+    """The figure files a run wrote (as its manifest lists them: figures are not kept in the ledger store)."""
     def read(folder: Path) -> str:
-        found = [n for n in names if (folder / "results" / n).is_file()]
+        files = _manifest_files(folder)
+        found = [n for n in names if f"results/{n}" in files or (folder / "results" / n).is_file()]
         return "figure " + ", ".join(f"`{n}`" for n in found) if found else ""
     return read
 
@@ -50,8 +59,9 @@ def _l1(folder: Path) -> str:
             f"superpixels, surrogate R² {d['score']:.2f}")
 
 
-def _gad_table(table: str) -> Callable[[Path], str]:
-    """D-7 / D-8: the real and null rows of class 1 under each hull rule, and the verdicts of real - null."""
+def _gad_table(table: str, part: str = "numbers") -> Callable[[Path], str]:
+    """D-7 / D-8: the real and null rows of class 1 under each hull rule (``part="numbers"``), or the verdicts of
+    real − null (``part="verdicts"``)."""
     def read(folder: Path) -> str:
         meta = _json(folder, "gad_tables.json")
         if not meta or "null_comparison" not in meta:
@@ -73,9 +83,14 @@ def _gad_table(table: str) -> Callable[[Path], str]:
                     and r["occlusion"] in ("-", meta["occlusions"][0])]
             beyond = [m for m in cols if {r["verdict"] for r in rows if r["method"] == m} == {"GAD beyond null"}]
             against = [m for m in cols if any(r["verdict"] == "null beyond GAD" for r in rows if r["method"] == m)]
-            parts.append(f"{rule}: {'; '.join(cells)}; GAD beyond its null (both classes): "
-                         f"{', '.join(beyond) or 'none'}; null beyond GAD: {', '.join(against) or 'none'}")
-        return f"{where} ({' / '.join(cols)}); " + " — ".join(parts)
+            if part == "numbers":
+                parts.append(f"{rule}: {'; '.join(cells)}")
+            else:
+                parts.append(f"{rule}: GAD beyond its null (both classes): {', '.join(beyond) or 'none'}; null "
+                             f"beyond GAD: {', '.join(against) or 'none'}")
+        if part == "numbers":
+            return f"{where} ({' / '.join(cols)}); " + " — ".join(parts)
+        return ("shuffled-label support models, real − null with 95% bootstrap CIs over images; " + " — ".join(parts))
     return read
 
 
@@ -86,51 +101,132 @@ def _paper_gad(table: str, rows: tuple[str, ...]) -> str:
     return "Cat×Dog ResNet: " + " ; ".join(f"{r}: " + " / ".join(f"{v:g}" for v in block[r]) for r in rows if r in block)
 
 
+def _band_text(band) -> str:
+    return f"[{band[0]:.2f}, {band[1]:.2f}]" if band else "no band"
+
+
 def _evaluation(keys: tuple[str, ...], metric: str) -> Callable[[Path], str]:
+    """G-5/G-6/G-7: ``metric`` per method, mean ± 95% CI over images, beside the chance band of its kind."""
     def read(folder: Path) -> str:
         d = _json(folder, "evaluation_tables.json")
-        if not d:
+        if not d or "photo_chance" not in d:
             return ""
-        table = d.get(keys[0], [])
+        rows = {r["method"]: r for r in d.get(keys[0], [])}
         cells = []
         for method in keys[1:]:
-            row = next((r for r in table if r["method"] == method), None)
-            if row and row.get(metric) == row.get(metric):  # not NaN
-                cells.append(f"{method} {row[metric]:.3f} ± {row[f'{metric} ci95']:.2g}")
+            r = rows.get(method)
+            if r and r.get(metric) is not None:
+                cells.append(f"{method} {r[metric]:.2f} ± {r.get(f'{metric} ci95') or float('nan'):.2f} "
+                             f"(chance {_band_text(r.get(f'{metric} band'))})")
         return f"{metric} on {len(d['images'])} images ({d['model']}, N = {d['num_samples']}): " + "; ".join(cells)
+    return read
+
+
+def _evaluation_null(key: str, metrics: tuple[str, ...]) -> Callable[[Path], str]:
+    """Which methods of a table lie outside the chance band of random maps of their kind, per metric."""
+    def read(folder: Path) -> str:
+        d = _json(folder, "evaluation_tables.json")
+        if not d or "photo_chance" not in d:
+            return ""
+        rows = d.get(key, [])
+        draws = next(iter(next(iter(d["photo_chance"]["bands"].values())).values()))["draws"]
+        parts = []
+        for m in metrics:
+            notes = {r.get(f"{m} note") for r in rows if r.get(f"{m} note", "").startswith("n/a")}
+            if notes and all(r.get(f"{m} note") for r in rows):
+                parts.append(f"{m}: n/a ({next(iter(notes)).split(': ', 1)[-1].split(',')[0]})")
+                continue
+            marks = [f"{r['method']} {'▲' if r[f'{m} vs chance'] == 'above' else '▼'}" for r in rows
+                     if r.get(f"{m} vs chance") in ("above", "below")]
+            within = sum(r.get(f"{m} vs chance") == "within" for r in rows)
+            parts.append(f"{m}: {', '.join(marks) or 'none'} ({within} within)")
+        return f"outside the 95% band of {draws} random maps of their kind: " + "; ".join(parts)
     return read
 
 
 def _localisation(folder: Path) -> str:
     d = _json(folder, "evaluation_tables.json")
-    if not d:
+    if not d or "localisation_models" not in d:
         return ""
     rows = {r["method"]: r for r in d["localisation"]}
-    pick = [m for m in ("LIME", "GradLIME (feature)", "Grad-CAM", "guided backprop (GAD)", "Random (control)")
-            if m in rows]
-    return f"Pointing Game on {d['benchmark']['n']} benchmark images: " + "; ".join(
-        f"{m} {rows[m]['PointingGame']:.2f}" for m in pick)
+    pick = [m for m in ("LIME", "GradLIME (feature)", "Grad-CAM", "guided backprop (GAD)") if m in rows]
+    models = d["localisation_models"]
+    return (f"tie-fair Pointing Game on {d['benchmark']['n']} benchmark images, mean ± 95% CI over "
+            f"{len(models)} training seeds: " + "; ".join(
+                f"{m} {rows[m]['PointingGame']:.2f} ± {rows[m]['PointingGame ci95']:.2f}" for m in pick) +
+            "; models (SHA-256, test accuracy): " + ", ".join(
+                f"`{r['checkpoint_sha256'][:12]}` {r['test_accuracy']:.2f}" for r in models))
+
+
+def _localisation_null(folder: Path) -> str:
+    d = _json(folder, "evaluation_tables.json")
+    if not d or "localisation_models" not in d:
+        return ""
+    rows = d["localisation"]
+    above = [r["method"] for r in rows if r.get("PointingGame vs chance") == "above" and r["method"] != "Oracle (ground truth)"]
+    lime, cam = ({r["method"]: r for r in rows}.get(m, {}).get("PointingGame seeds") for m in ("LIME", "Grad-CAM"))
+    order = ""
+    if lime and cam:
+        order = "; Grad-CAM above LIME in " + f"{sum(c > l for l, c in zip(lime, cam))} of {len(lime)} seeds"
+    return f"above the random-map band (uniform / random blocks): {len(above)} of {len(rows) - 1} methods{order}"
+
+
+def _stability_stats(d: dict, method: str, n: int, column: str) -> str:
+    import numpy as np
+
+    from .evaluation import mean_ci
+
+    values = [r[column] for r in d["stability"] if r["method"] == method and r["N"] == n and r[column] is not None]
+    mean, half = mean_ci(np.asarray(values, dtype=float))
+    return f"{mean:.2f}" + (f" ± {half:.2f}" if half == half else "")
 
 
 def _stability(folder: Path) -> str:
     d = _json(folder, "evaluation_tables.json")
-    if not d:
+    if not d or "stability_summary" not in d:
         return ""
     n = max(r["N"] for r in d["stability"])
-    j = {r["method"]: r["jaccard_top5"] for r in d["stability"] if r["N"] == n}
-    return f"top-5 Jaccard across seeds at N = {n}: " + "; ".join(f"{m} {v:.2f}" for m, v in j.items())
+    images = len({r["image"] for r in d["stability"]})
+    cells = [f"{m} {_stability_stats(d, m, n, 'jaccard_seeds')} / {_stability_stats(d, m, n, 'agreement_top_k')}"
+             for m in ("LIME", "GradLIME (feature)")]
+    return (f"N = {n}, {images} images, top-5 Jaccard across seeds / with the high-N LIME reference: "
+            + "; ".join(cells))
+
+
+def _stability_null(folder: Path) -> str:
+    d = _json(folder, "evaluation_tables.json")
+    if not d or "stability_summary" not in d:
+        return ""
+    n = max(r["N"] for r in d["stability"])
+    return (f"controls: Grad-CAM only (no samples) 1.00 / {_stability_stats(d, 'Grad-CAM only (no samples)', 0, 'agreement_top_k')}; "
+            f"shuffled prior {_stability_stats(d, 'GradLIME (shuffled prior)', n, 'jaccard_seeds')} / "
+            f"{_stability_stats(d, 'GradLIME (shuffled prior)', n, 'agreement_top_k')}")
 
 
 def _evolime_summary(folder: Path, kind: str) -> str:
     rows = _json(folder, "evolime_runs.json")
-    if not rows:
+    if not rows or "budget" not in rows[0]:
         return ""
-    r = rows[0]
+    where = f"{rows[0]['model']} on {len(rows)} images, {rows[0]['runs']} runs each"
     if kind == "probability":
-        return (f"{r['model']} on `{r['image']}`: p {r['p_full']:.3f} (full image) -> {r['evolved_mean']:.3f} ± "
-                f"{r['evolved_std']:.3f} evolved, better in {r['improves_in']}/{r['runs']} runs")
-    return (f"{r['ga_queries']} model queries vs LIME's {r['lime_queries']}; {r['ga_seconds']:.1f} s vs "
-            f"{r['lime_seconds']:.1f} s: speed-up {r['lime_seconds'] / r['ga_seconds']:.1f}x")
+        return f"{where}: " + "; ".join(
+            f"{r['image']} p {r['p_full']:.3f} (full) -> GA {r['evolved_mean']:.3f} [{r['evolved_low']:.3f}, "
+            f"{r['evolved_high']:.3f}]" for r in rows)
+    if kind == "probability-null":
+        gains = "; ".join(f"{r['image']} {r['gain_over_random']:+.3f} [{r['gain_low']:+.3f}, {r['gain_high']:+.3f}]"
+                          for r in rows)
+        beats = sum(r["gain_low"] > 0 for r in rows)
+        full = sum(r["random_beats_full"] > 0.5 for r in rows)
+        return (f"random search with the GA's {rows[0]['budget']} queries beats the full image in {full} of "
+                f"{len(rows)} images; GA − random search (95% bootstrap CI): {gains}; beyond the null in {beats} of "
+                f"{len(rows)} images")
+    per_query = sum(r["lime_ms_per_query"] / r["ga_ms_per_query"] for r in rows) / len(rows)
+    reach = sorted(q for r in rows for q in r["queries_to_random_median"] if q is not None)
+    if kind == "time":
+        return (f"{rows[0]['budget']} model queries vs LIME's {rows[0]['lime_queries']} (ratio "
+                f"{rows[0]['lime_queries'] / rows[0]['budget']:.1f}); per query LIME/GA time {per_query:.2f}")
+    return (f"at equal N the time per query is the same (ratio {per_query:.2f}); queries the GA needs to reach "
+            f"random search's median: {reach[len(reach) // 2] if reach else 'never'} (median over runs)")
 
 
 def _kar(folder: Path) -> str:
@@ -141,27 +237,66 @@ def _kar(folder: Path) -> str:
     for name, acc in d["accuracy"].items():
         means = [sum(a) / len(a) for a in acc]
         parts.append(f"{name} " + "/".join(f"{m:.3f}" for m in means))
-    return f"accuracy at {'/'.join(f'{f:.0%}' for f in d['fractions'])} kept ({len(d['seeds'])} seeds): " + "; ".join(parts)
+    return (f"accuracy at {'/'.join(f'{f:.0%}' for f in d['fractions'])} kept ({len(d['seeds'])} paired seeds): "
+            + "; ".join(parts))
+
+
+def _kar_null(folder: Path) -> str:
+    d = _json(folder, "normlime_kar.json")
+    if not d or "comparison" not in d:
+        return ""
+    key = next(k for k in d["comparison"][0] if "−" in k)
+    cells = []
+    for r in d["comparison"]:
+        above = [n for n in ("NormLIME", "LIME-average", "ink") if r.get(f"{n} mean", -1) > r["random high"]]
+        cells.append(f"{r['fraction']:.0%}: {key} {r[key]:+.3f} ± {r['ci95']:.3f}; above the random rankings' 95% "
+                     f"range: {', '.join(above) or 'none'}")
+    s = d["agreement"]["spearman"]
+    return "; ".join(cells) + f"; pooled NormLIME vs LIME-average Spearman {s[0]:.2f} [{s[1]:.2f}, {s[2]:.2f}]"
 
 
 def _heatmap(folder: Path) -> str:
     rows = _json(folder, "heatmap_results.json")
-    if not rows:
+    if not rows or "insertion LIME linear" not in rows[0]:
         return ""
     mean = lambda k: sum(r[k] for r in rows) / len(rows)  # noqa: E731
     return (f"{len(rows)} photos: rho(LIME linear, Grad-CAM) {mean('rho_linear_gradcam'):.2f}, top-20% IoU "
-            f"{mean('iou20_linear_gradcam'):.2f}; insertion AUC LIME {mean('insertion_auc LIME linear'):.3f} vs "
-            f"Grad-CAM {mean('insertion_auc Grad-CAM'):.3f} vs random {mean('insertion_auc random'):.3f}")
+            f"{mean('iou20_linear_gradcam'):.2f}; normalised insertion area LIME linear {mean('insertion LIME linear'):.3f} "
+            f"vs Grad-CAM {mean('insertion Grad-CAM'):.3f}")
+
+
+def _heatmap_null(folder: Path) -> str:
+    rows = _json(folder, "heatmap_results.json")
+    if not rows or "insertion LIME linear" not in rows[0]:
+        return ""
+    n = len(rows)
+    rho = sum(r["rho_linear_gradcam_p"] < 0.05 for r in rows)
+    iou = sum(r["iou20_linear_gradcam_p"] < 0.05 for r in rows)
+    beyond = {m: sum(r[f"insertion pct superpixel {m}"] >= 0.975 and r[f"insertion pct smooth {m}"] >= 0.975
+                     for r in rows) for m in ("LIME linear", "Grad-CAM")}
+    med = sum(r["insertion null superpixel"][0] for r in rows) / n
+    return (f"insertion above every random superpixel and smooth map: LIME linear {beyond['LIME linear']}/{n}, "
+            f"Grad-CAM {beyond['Grad-CAM']}/{n} photos (random superpixel maps: {med:.3f}); agreement beyond "
+            f"superpixel permutations (p < 0.05): rho {rho}/{n}, IoU {iou}/{n}")
 
 
 def _sensitivity(folder: Path) -> str:
     rows = _json(folder, "heatmap_results.json")
-    if not rows:
+    if not rows or "top_rank_linear" not in rows[0]:
+        return ""
+    ranks = sorted(r["top_rank_linear"] for r in rows)
+    return (f"blur occlusion of every superpixel: LIME linear's top superpixel ranks {ranks} (1 = largest drop, of "
+            f"~{rows[0]['M']}); label flips for some superpixel in {sum(r['flips_any'] > 0 for r in rows)}/{len(rows)}")
+
+
+def _sensitivity_null(folder: Path) -> str:
+    rows = _json(folder, "heatmap_results.json")
+    if not rows or "top_rank_linear" not in rows[0]:
         return ""
     top = sum(r["drop_top"] for r in rows) / len(rows)
-    rnd = sum(r["drop_random"] for r in rows) / len(rows)
-    flips = sum(bool(r["flip_top"]) for r in rows)
-    return f"probability drop, top superpixel {top:.3f} vs random {rnd:.3f}; label flips {flips}/{len(rows)}"
+    med = sum(r["drop_median"] for r in rows) / len(rows)
+    return (f"drop of LIME's top superpixel {top:.3f} vs the median superpixel's {med:.3f}; Grad-CAM's top "
+            f"superpixel ranks {sorted(r['top_rank_gradcam'] for r in rows)}")
 
 
 class LedgerError(ValueError):
@@ -178,6 +313,7 @@ class Item:
     paper: str
     ours: Callable[[Path], str]
     params: str = ""
+    null: Callable[[Path], str] | str = "—"  # the comparison with chance / a null model that decides the number
 
 
 ITEMS = (
@@ -192,15 +328,20 @@ ITEMS = (
     Item("G-4", "GradLIME", "feature vs weight curves", "02_gradlime", "partly reproduced", "figure",
          _figure("G-4_feature_weights.png")),
     Item("G-5", "GradLIME", "faithfulness table (6 Quantus metrics)", "04_evaluation", "partly reproduced",
-         "no numbers published", _evaluation(("G-5", "LIME", "GradLIME (feature)", "Random (control)"),
-                                             "FaithfulnessCorrelation"), "-p data_root=/path/to/imagenet/val"),
+         "no numbers published", _evaluation(("G-5", "LIME", "GradLIME (feature)", "Grad-CAM", "Saliency"),
+                                             "FaithfulnessCorrelation"), "-p data_root=/path/to/imagenet/val",
+         _evaluation_null("G-5", ("FaithfulnessCorrelation", "FaithfulnessEstimate", "MonotonicityCorrelation",
+                                  "IROF", "RegionPerturbation", "Sufficiency"))),
     Item("G-6", "GradLIME", "complexity table (3 Quantus metrics)", "04_evaluation", "partly reproduced",
-         "no numbers published", _evaluation(("G-6", "LIME", "GradLIME (feature)", "Random (control)"),
-                                             "Sparseness"), "-p data_root=/path/to/imagenet/val"),
+         "no numbers published", _evaluation(("G-6", "LIME", "GradLIME (feature)", "Grad-CAM", "Saliency"),
+                                             "Sparseness"), "-p data_root=/path/to/imagenet/val",
+         _evaluation_null("G-6", ("Sparseness", "Complexity", "EffectiveComplexity"))),
     Item("G-7", "GradLIME", "cam_mode ablation", "04_evaluation", "partly reproduced",
          "FaithCorr 0.7222 for 'feature' (code comment, unverified)",
          _evaluation(("G-7", "none (LIME)", "feature (Eq. 9)", "importance"), "FaithfulnessCorrelation"),
-         "-p data_root=/path/to/imagenet/val"),
+         "-p data_root=/path/to/imagenet/val",
+         _evaluation_null("G-7", ("FaithfulnessCorrelation", "FaithfulnessEstimate", "MonotonicityCorrelation",
+                                  "IROF"))),
     Item("D-1", "GAD", "Fig. 1: distancing", "03_gad", "reproduced", "schematic", _figure("D-1_distancing.png")),
     Item("D-2..D-5", "GAD", "Figs. 2-5: IG maps, support-model maps, hull, methods", "03_gad", "partly reproduced",
          "figures (ResNet18, cats vs dogs)", _figure("D-3_support_maps.png", "D-5_methods.png")),
@@ -208,31 +349,35 @@ ITEMS = (
          "figure (2 datasets × 2 models)", _figure("D-6_hulls.png")),
     Item("D-7", "GAD", "Table 1: RC win counts", "03_gad", "partly reproduced",
          _paper_gad("1", ("Orig.1", "GAD 1")), _gad_table("1"),
-         "-p dataset=oxford_pets -p arch=resnet18"),
+         "-p dataset=oxford_pets -p arch=resnet18", _gad_table("1", "verdicts")),
     Item("D-8", "GAD", "Table 2: mean RS × 100", "03_gad", "partly reproduced",
          _paper_gad("2", ("Sup.1", "GAD 1")), _gad_table("2"),
-         "-p dataset=oxford_pets -p arch=resnet18"),
+         "-p dataset=oxford_pets -p arch=resnet18", _gad_table("2", "verdicts")),
     Item("E-1", "EvoLIME", "evolved explanations vs LIME", "05_evolime", "partly reproduced",
          "figure (4 ImageNet images, ResNet)", _figure("E-1_evolved_vs_lime.png")),
     Item("E-2", "EvoLIME", "DenseNet & MobileNet explanations", "05_evolime", "needs GPU and data",
          "figure", lambda f: "", "-p image_names=[...]"),
-    Item("E-3", "EvoLIME", "30-run probability statistics", "05_evolime", "partly reproduced",
-         "\"improves the probability\"", lambda f: _evolime_summary(f, "probability")),
+    Item("E-3", "EvoLIME", "probability statistics over seeded runs", "05_evolime", "partly reproduced",
+         "\"improves the probability\"", lambda f: _evolime_summary(f, "probability"), "",
+         lambda f: _evolime_summary(f, "probability-null")),
     Item("E-4", "EvoLIME", "run time vs LIME", "05_evolime", "partly reproduced",
-         "\"more than ten times faster than LIME\"", lambda f: _evolime_summary(f, "time")),
+         "\"more than ten times faster than LIME\"", lambda f: _evolime_summary(f, "time"), "",
+         lambda f: _evolime_summary(f, "time-null")),
     Item("N-1", "NormLIME", "Fig. 1: digits 9 and 3", "06_normlime", "partly reproduced",
          "figure (VarGrad, SmoothGrad, LIME, NormLIME)", _figure("N-1_digits_9_and_3.png")),
-    Item("N-2", "NormLIME", "KAR curve", "06_normlime", "partly reproduced", "unknown (full text unavailable)", _kar),
+    Item("N-2", "NormLIME", "KAR curve", "06_normlime", "partly reproduced", "unknown (full text unavailable)", _kar,
+         "", _kar_null),
     Item("H-1/H-2", "LIME heat map", "LIME heat maps beside Grad-CAM", "07_lime_heatmap_vs_gradcam",
-         "partly reproduced", "figures (fish, GoogLeNet, SqueezeNet)", _heatmap, "-p data_root=/path/to/fish"),
+         "partly reproduced", "figures (fish, GoogLeNet, SqueezeNet)", _heatmap, "-p data_root=/path/to/fish",
+         _heatmap_null),
     Item("H-3", "LIME heat map", "sensitivity analysis", "07_lime_heatmap_vs_gradcam", "partly reproduced",
-         "unknown", _sensitivity, "-p data_root=/path/to/fish"),
+         "unknown", _sensitivity, "-p data_root=/path/to/fish", _sensitivity_null),
     Item("H-4", "LIME heat map", "accuracy + LIME-vs-Grad-CAM metrics", "07_lime_heatmap_vs_gradcam",
          "not reproduced", "unknown (dataset and metrics not retrievable)", lambda f: ""),
     Item("new", "evaluation", "stability per model query", "04_evaluation", "new (not in the papers)", "—",
-         _stability),
+         _stability, "", _stability_null),
     Item("new", "evaluation", "localisation benchmark with ground truth", "04_evaluation", "new (not in the papers)",
-         "—", _localisation),
+         "—", _localisation, "", _localisation_null),
 )
 
 
@@ -266,15 +411,20 @@ def render(results: Path) -> str:
              "the hashes in the manifests and rebuilds this page from them).", "",
              "Status is that of the run listed under *Runs*: in the `quick` profile every model and dataset is a "
              "stand-in (EfficientNet-Lite0, scikit-image photos, MNIST 3 vs 8), so nothing computed on the papers' "
-             "data can be called reproduced; items marked *needs GPU and data* only run in the `paper` profile.", ""]
+             "data can be called reproduced; items marked *needs GPU and data* only run in the `paper` profile.", "",
+             "*Beyond chance / null* names the comparison that decides whether a number means anything: the "
+             "chance band of random maps scored through the identical pipeline, a shuffled-label null model, or "
+             "the controls. \"Not decided\" marks a number that has not yet been set against a matched null.", ""]
     methods: dict[str, list[Item]] = {}
     for item in ITEMS:
         methods.setdefault(item.method, []).append(item)
     used = {}
     for method, items in methods.items():
-        lines += [f"## {method}", "", "| id | item | status | ours | paper | command |", "|---|---|---|---|---|---|"]
+        lines += [f"## {method}", "", "| id | item | status | ours | beyond chance / null | paper | command |",
+                  "|---|---|---|---|---|---|---|"]
         for item in items:
             folder, manifest = chapter_folder(results, item.chapter)
+            null = ""
             if folder is None:
                 status, ours, profile = "not run", "", "quick"
             else:
@@ -282,6 +432,7 @@ def render(results: Path) -> str:
                 profile = manifest["profile"]
                 status = item.status if profile != "smoke" else "smoke run only (numbers mean nothing)"
                 ours = item.ours(folder)
+                null = item.null(folder) if callable(item.null) else item.null
                 if profile != "paper" and item.status not in ("reproduced", "new (not in the papers)", "not reproduced",
                                                              "needs GPU and data"):
                     ours = f"{ours} (stand-in, `{profile}`)" if ours else ""
@@ -290,8 +441,8 @@ def render(results: Path) -> str:
                        f"{' ' + item.params if item.params and item.status == 'needs GPU and data' else ''}`")
             if item.params and item.status != "needs GPU and data":
                 command += f"; paper scale: `--profile paper --device cuda {item.params}`"
-            lines.append(f"| {item.id} | {_cell(item.what)} | {status} | {_cell(ours)} | {_cell(item.paper)} | "
-                         f"{command} |")
+            lines.append(f"| {item.id} | {_cell(item.what)} | {status} | {_cell(ours)} | {_cell(null)} | "
+                         f"{_cell(item.paper)} | {command} |")
         lines.append("")
     lines += ["## Runs", "", "| chapter | profile | commit | code changed | device | wall time | finished files |",
               "|---|---|---|---|---|---|---|"]
@@ -318,10 +469,7 @@ def store(results: Path, target: Path) -> None:
         for name in DATA_FILES:
             if (folder / "results" / name).is_file():
                 shutil.copy2(folder / "results" / name, dest / "results" / name)
-        for rel in manifest.get("files", {}):  # figures: an empty marker keeps the name, the hash stays in the manifest
-            if rel.startswith("results/") and rel.endswith(".png") and not (dest / rel).exists():
-                (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-                (dest / rel).write_text("")
+        # figures are not kept: the manifest names them and holds their hashes; reproduce regenerates them
 
 
 def verify(stored: Path) -> list[str]:
@@ -335,7 +483,7 @@ def verify(stored: Path) -> list[str]:
         folder = manifest_path.parent
         for rel, digest in manifest.get("files", {}).items():
             path = folder / rel
-            if path.is_file() and path.stat().st_size and sha256_file(path) != digest:
+            if path.is_file() and sha256_file(path) != digest:
                 problems.append(f"{path}: hash differs from its manifest")
     return problems
 

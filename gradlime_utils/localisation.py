@@ -179,6 +179,7 @@ def train_shapes_cnn(train: ShapesBenchmark, test: ShapesBenchmark, epochs: int 
         if use_cache:
             atomic_torch_save({"state_dict": model.state_dict(), "info": info, "config": config}, path)
         bundle = _bundle(model, dev, size, info)
+    bundle.info.setdefault("seed", seed)
     return bundle
 
 
@@ -201,3 +202,20 @@ def as_dict(bench: ShapesBenchmark) -> dict:
 
 __all__ = ["CLASS_SHAPES", "DISTRACTOR_SHAPES", "ShapesBenchmark", "ShapesCNN", "as_dict", "make_shapes_benchmark",
            "oracle_map", "shape_mask", "train_shapes_cnn", "uniform_random_map"]
+
+
+def plot_examples(bench: ShapesBenchmark, count: int = 6, path=None):
+    """The first ``count`` benchmark images with their class and, below, the ground-truth mask."""
+    import matplotlib.pyplot as plt
+
+    count = min(count, len(bench))
+    fig, axes = plt.subplots(2, count, figsize=(1.85 * count, 4), squeeze=False)
+    for i in range(count):
+        axes[0, i].imshow(bench.images[i]); axes[0, i].set_title(bench.class_names[bench.labels[i]], fontsize=9)
+        axes[1, i].imshow(bench.masks[i], cmap="gray"); axes[1, i].set_title("ground truth", fontsize=8)
+    for ax in axes.ravel():
+        ax.set_axis_off()
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path, dpi=90, bbox_inches="tight")
+    return fig

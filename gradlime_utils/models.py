@@ -5,6 +5,7 @@ import atexit
 import os
 import time
 import urllib.error
+import weakref
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -35,6 +36,25 @@ GPU_BATCH_SIZE = 256
 # With $GRADLIME_QUERY_LOG set (the reproduce CLI sets it for each chapter), the counts are written there at exit.
 QUERY_LOG_ENV = "GRADLIME_QUERY_LOG"
 QUERY_STATS: dict[str, dict] = {}
+_BUNDLES: list = []  # weak references to every bundle made in this process, for the checkpoint record
+
+
+def checkpoint_record() -> list[dict]:
+    """The SHA-256 of the weights of every model bundle still alive in this process (one entry per distinct
+    weights), with its name and the seed it was trained with, if any: what the manifest records so that a
+    number can be traced to the exact model that produced it."""
+    from .cache import state_digest
+
+    seen, out = set(), []
+    for ref in _BUNDLES:
+        bundle = ref()
+        if bundle is None:
+            continue
+        digest = state_digest(bundle.model.state_dict())
+        if digest not in seen:
+            seen.add(digest)
+            out.append({"model": bundle.name, "sha256": digest, "seed": bundle.info.get("seed")})
+    return out
 
 
 def _write_query_log() -> None:
@@ -45,7 +65,7 @@ def _write_query_log() -> None:
         models = {k: dict(v, seconds=round(v["seconds"], 2),
                           ms_per_image=round(1e3 * v["seconds"] / max(1, v["images"]), 2))
                   for k, v in QUERY_STATS.items()}
-        Path(path).write_text(json.dumps({"models": models}, indent=1))
+        Path(path).write_text(json.dumps({"models": models, "checkpoints": checkpoint_record()}, indent=1))
 
 
 atexit.register(_write_query_log)
@@ -93,6 +113,7 @@ class ModelBundle:
             self.batch_size = check_int("batch_size", self.batch_size, 1)
         self.set_engine(self.engine)
         self.batch_table: dict[int, float] = {}
+        _BUNDLES.append(weakref.ref(self))
         layers = dict(self.model.named_modules())
         missing = [name for name in self.cam_layers if name not in layers]
         if missing:

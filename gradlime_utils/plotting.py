@@ -27,9 +27,14 @@ def show_explanation(ax, explanation: SurrogateExplanation, image: np.ndarray, n
 
 
 def show_heatmap(ax, image: np.ndarray, heatmap: np.ndarray, title: str = "", alpha: float = 0.5,
-                 cmap: str = "jet") -> None:
+                 cmap: str = "jet", signed: bool = False) -> None:
+    """``heatmap`` over ``image``; ``signed`` draws it red/blue around 0 (a signed LIME map: blue speaks against)."""
     ax.imshow(image)
-    ax.imshow(heatmap, cmap=cmap, alpha=alpha)
+    if signed:
+        lim = float(np.abs(heatmap).max()) or 1.0
+        ax.imshow(heatmap, cmap="RdBu_r", vmin=-lim, vmax=lim, alpha=alpha)
+    else:
+        ax.imshow(heatmap, cmap=cmap, alpha=alpha)
     ax.set_title(title, fontsize=9)
     ax.set_axis_off()
 

@@ -250,6 +250,7 @@ def run_chapter(plan: Plan, force: bool = False, progress: bool = False) -> dict
     wall = round(time.time() - started, 1)
     if queries.is_file():  # where the chapter's time went: model queries vs everything else
         stats = json.loads(queries.read_text())
+        manifest["checkpoints"] = stats.pop("checkpoints", [])  # the weights behind every number
         stats["seconds_outside_model"] = round(wall - sum(m["seconds"] for m in stats["models"].values()), 1)
         manifest["model_queries"] = stats
     manifest.update({"status": "ok", "wall_seconds": wall,

@@ -93,3 +93,26 @@ def environment_report(device: str | torch.device = "auto") -> dict[str, Any]:
     }
     report.update(package_versions())
     return report
+
+
+def write_rows(folder, stem: str, rows: list[dict]) -> None:
+    """Write result rows as ``stem.json`` (exact) and ``stem.csv`` (for spreadsheets and sweep merges: lists
+    joined with ";", commas in text replaced by ";")."""
+    import csv
+    import json
+    from pathlib import Path
+
+    folder = Path(folder)
+    rows = list(rows)
+    (folder / f"{stem}.json").write_text(json.dumps(rows, indent=1, default=float))
+    fields = list(dict.fromkeys(k for r in rows for k in r))
+
+    def cell(v):
+        if isinstance(v, (list, tuple)):
+            return ";".join(str(x) for x in v)
+        return str(v).replace(",", ";") if isinstance(v, str) else v
+
+    with open(folder / f"{stem}.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows({k: cell(r.get(k, "")) for k in fields} for r in rows)

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 import gradlime_utils as gu
-from gradlime_utils.evaluation import (Failed, baseline_attributions, complexity_metrics, faithfulness_metrics,
+from gradlime_utils.evaluation import (Failed, baseline_attributions, complexity_metrics, sufficiency_metric,
                                        format_summary, localisation_metrics, mean_ci, paired_test,
                                        repo_markboundaries_attribution, score_attributions, summary_rows,
                                        superpixel_attribution)
@@ -154,7 +154,7 @@ def test_baselines_and_metrics_run_and_failures_are_recorded_with_a_reason(shape
     assert isinstance(lite["Deconvolution"], Failed) and "nn.ReLU" in lite["Deconvolution"].reason
     assert lite["Saliency"].shape == (1, 224, 224)
 
-    metrics = {**faithfulness_metrics("quick", image_size=56), **complexity_metrics()}
+    metrics = {"Sufficiency": sufficiency_metric(), **complexity_metrics()}  # faithfulness: test_faithfulness.py
     chosen = {k: maps[k] for k in ("Saliency", "Grad-CAM", "Random (control)")}
     chosen["broken"] = Failed("could not run")
     scores = score_attributions(bundle, test.images, test.labels, chosen, metrics, seed=0)
@@ -167,9 +167,8 @@ def test_baselines_and_metrics_run_and_failures_are_recorded_with_a_reason(shape
     # effective complexity counts pixels above eps: a Grad-CAM map upsampled from 14x14 covers most of the image
     assert scores["Random (control)"]["Sparseness"].mean() < scores["Grad-CAM"]["Sparseness"].mean()
     again = score_attributions(bundle, test.images, test.labels, {"Saliency": maps["Saliency"]},
-                               {"FaithfulnessCorrelation": metrics["FaithfulnessCorrelation"]}, seed=0)
-    np.testing.assert_array_equal(again["Saliency"]["FaithfulnessCorrelation"],
-                                  scores["Saliency"]["FaithfulnessCorrelation"])
+                               {"Sufficiency": metrics["Sufficiency"]}, seed=0)
+    np.testing.assert_array_equal(again["Saliency"]["Sufficiency"], scores["Saliency"]["Sufficiency"])
     rows = summary_rows(scores, list(metrics), reference="Random (control)")
     text = format_summary(rows, list(metrics))
     assert "broken" in text and "failed: could not run" in text
@@ -191,10 +190,6 @@ def test_bad_inputs(shapes_bundle):
         baseline_attributions(bundle, test.images, test.labels, methods=["LRP!"])
     with pytest.raises(ValueError, match="labels"):
         baseline_attributions(bundle, test.images, [0, 1], methods=["Saliency"])
-    with pytest.raises(ValueError, match="profile must be"):
-        faithfulness_metrics("huge")
-    with pytest.raises(ValueError, match="image_size"):
-        faithfulness_metrics("quick", image_size=30)
     with pytest.raises(ValueError, match="top_k"):
         localisation_metrics(top_k=0)
     with pytest.raises(ValueError, match="masks must be"):
@@ -203,4 +198,4 @@ def test_bad_inputs(shapes_bundle):
         score_attributions(None, None, [0, 1], {"m": np.zeros((3, 4, 4))}, localisation_metrics(),
                            masks=np.zeros((2, 4, 4)))
     with pytest.raises(ValueError, match="needs a model"):
-        score_attributions(None, None, [0, 1], {"m": np.zeros((2, 4, 4))}, faithfulness_metrics("quick"))
+        score_attributions(None, None, [0, 1], {"m": np.zeros((2, 4, 4))}, {"Sufficiency": sufficiency_metric()})

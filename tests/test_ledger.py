@@ -43,6 +43,7 @@ def test_ledger_shows_measured_numbers_status_and_command(tmp_path):
     assert "--chapter 01_lime --profile quick" in row and "stand-in" in row
     assert next(line for line in page.splitlines() if line.startswith("| G-2 ")).split("|")[3].strip() == "not run"
     assert all(f"| {item.id} |" in page for item in ITEMS)
+    assert "| id | item | status | ours | beyond chance / null | paper | command |" in page
 
 
 def test_store_copies_data_and_verify_catches_tampering(tmp_path):
@@ -50,8 +51,12 @@ def test_store_copies_data_and_verify_catches_tampering(tmp_path):
     fake_run(results, "05_evolime", {"evolime_runs.json": "[]", "E-1_evolved_vs_lime.png": "binary"})
     assert main(["--results", str(results), "--store", str(stored), "--out", str(tmp_path / "page.md")]) == 0
     assert (stored / "05_evolime" / "quick" / "results" / "evolime_runs.json").read_text() == "[]"
-    assert (stored / "05_evolime" / "quick" / "results" / "E-1_evolved_vs_lime.png").stat().st_size == 0  # marker
+    assert not (stored / "05_evolime" / "quick" / "results" / "E-1_evolved_vs_lime.png").exists()  # figures not kept
+    assert "figure `E-1_evolved_vs_lime.png`" in render(stored)  # named from the manifest
     assert verify(stored) == []
+    (stored / "05_evolime" / "quick" / "results" / "E-1_evolved_vs_lime.png").write_text("")  # a 0-byte marker
+    assert verify(stored)  # is a file whose hash differs, like any other
+    (stored / "05_evolime" / "quick" / "results" / "E-1_evolved_vs_lime.png").unlink()
     (stored / "05_evolime" / "quick" / "results" / "evolime_runs.json").write_text("[1]")
     assert verify(stored) and main(["--results", str(stored), "--out", str(tmp_path / "p2.md")]) == 1
     assert main(["--results", str(tmp_path / "missing"), "--out", str(tmp_path / "p3.md")]) == 2

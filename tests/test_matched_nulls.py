@@ -1,0 +1,141 @@
+"""Matched nulls of chapters 05-07 on hand-made cases: random search at the GA's budget, LIME's best k."""
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+import gradlime_utils as gu
+from gradlime_utils import evolime
+from gradlime_utils.localisation import ShapesCNN, _bundle, make_shapes_benchmark
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    torch.manual_seed(0)
+    bundle = _bundle(ShapesCNN(), torch.device("cpu"), 56, {})
+    image = make_shapes_benchmark(2, seed=0).images[0]
+    segments = gu.segment_image(image, "grid", cell_size=14)  # 16 superpixels
+    return bundle, image, segments
+
+
+def test_ga_budget_is_the_queries_of_a_run(tiny):
+    bundle, image, segments = tiny
+    run = gu.evolve_explanation(bundle, image, segments, 0, population=6, generations=3, seed=0)
+    assert run.queries == evolime.ga_budget(6, 3) == 6 + 3 * 5
+    assert evolime.ga_budget() == 400
+    # queries to reach: the first population reaches its own best at once; an unreachable target is None
+    assert evolime.queries_to_reach(run, run.history_best[0]) == 6
+    assert evolime.queries_to_reach(run, 2.0) is None
+
+
+def test_random_search_takes_exactly_the_budget(tiny):
+    bundle, image, segments = tiny
+    hood = gu.sample_neighborhood(bundle, image, num_samples=41, segments=segments, progress=False)
+    probe = hood.predictions.copy()
+    probe[:, 0] = np.arange(len(probe)) / 100.0  # row r scores r / 100; row 0 (the full image) is excluded
+    hood = replace(hood, predictions=probe)
+    everything = evolime.random_search(hood, 0, budget=40, draws=5)
+    np.testing.assert_allclose(everything, 0.40)  # all 40 random rows: always the best row
+    one = evolime.random_search(hood, 0, budget=1, draws=200, seed=1)
+    assert set(np.round(one * 100).astype(int)) <= set(range(1, 41)) and len(set(one)) > 10  # one row each time
+    # with a budget of b rows the best is at least the b-th smallest value: never below it
+    ten = evolime.random_search(hood, 0, budget=10, draws=200, seed=2)
+    assert ten.min() >= 0.10 and ten.max() <= 0.40
+    with pytest.raises(ValueError, match="exceeds"):
+        evolime.random_search(hood, 0, budget=41)
+
+
+def test_lime_best_k_scores_every_k_of_the_positive_ranking(tiny):
+    bundle, image, segments = tiny
+    hood = gu.sample_neighborhood(bundle, image, num_samples=80, segments=segments, progress=False)
+    exp = gu.explain_lime(hood, 0)
+    p = evolime.lime_best_k(bundle, image, exp, 0)
+    positive = exp.top_superpixels(16, positive_only=True)
+    assert len(p) == len(positive)
+    masks = np.zeros((1, 16), np.uint8)
+    masks[0, positive[:2]] = 1
+    np.testing.assert_allclose(p[1], bundle.predict_proba(evolime.render(image, segments, masks))[0, 0], rtol=1e-6)
+
+
+# --- NormLIME -------------------------------------------------------------------------------------------
+
+def test_ink_scores_rank_cells_by_mean_intensity():
+    from gradlime_utils import normlime as nl
+
+    segments = np.repeat(np.repeat(np.arange(4).reshape(2, 2), 2, axis=0), 2, axis=1)  # 2x2 cells of 2x2 pixels
+    images = np.zeros((3, 4, 4))
+    images[:, :2, 2:] = 200   # cell 1 always inked
+    images[0, 2:, :2] = 90    # cell 2 inked in one image
+    scores = nl.ink_scores(images, segments)
+    np.testing.assert_allclose(scores, [0, 200, 30, 0])
+    assert nl.ranking_of(scores).tolist() == [1, 2, 0, 3]  # ties by id
+    with pytest.raises(ValueError, match="segments"):
+        nl.ink_scores(np.zeros((2, 5, 5)), segments)
+
+
+def test_bootstrap_agreement_of_identical_rankings():
+    from gradlime_utils import normlime as nl
+
+    rng = np.random.default_rng(0)
+    base = rng.uniform(1, 2, size=12)
+    local = [nl.LocalExplanation(0, np.arange(12), base * (1 + 0.01 * rng.standard_normal(12))) for _ in range(30)]
+    agreement = nl.bootstrap_agreement(local, 12, n_boot=20, top=3)
+    assert agreement["spearman"][0] > 0.95 and agreement["top_overlap"][0] >= 2.5
+
+
+# --- heat maps ----------------------------------------------------------------------------------------
+
+def test_normalised_areas_divide_by_the_full_image_probability():
+    from gradlime_utils.heatmap import DeletionInsertion
+
+    f = np.linspace(0, 1, 5)
+    di = DeletionInsertion(fractions=f, deletion=np.array([0.8, 0.4, 0.2, 0.0, 0.0]),
+                           insertion=np.array([0.0, 0.8, 0.8, 0.8, 0.8]))
+    assert di.p_full == 0.8
+    assert di.deletion_auc_normalised == pytest.approx(di.deletion_auc / 0.8)
+    assert di.insertion_auc_normalised == pytest.approx((0.1 + 0.2 + 0.2 + 0.2) / 0.8)
+    zero = DeletionInsertion(fractions=f, deletion=np.zeros(5), insertion=np.zeros(5))
+    assert np.isnan(zero.insertion_auc_normalised)
+
+
+def test_permutation_pvalue_of_a_perfectly_aligned_pair_is_minimal():
+    from gradlime_utils import heatmap as hm
+
+    segments = np.arange(16).reshape(4, 4).repeat(4, axis=0).repeat(4, axis=1)  # 16 blocks of 4x4
+    values = np.arange(16, dtype=float)
+    other = values[segments]  # the same map
+    for stat in ("rho", "iou"):
+        observed, p = hm.permutation_pvalue(values, segments, other, stat, n_perm=99, seed=0)
+        assert observed == pytest.approx(1.0) and p == pytest.approx(1 / 100)
+    unrelated = np.random.default_rng(1).uniform(size=(16, 16))
+    _, p = hm.permutation_pvalue(values, segments, unrelated, "rho", n_perm=99, seed=0)
+    assert p > 0.05
+    with pytest.raises(ValueError, match="statistic"):
+        hm.permutation_pvalue(values, segments, other, "tau")
+
+
+def test_random_heatmaps_have_the_granularity_of_their_kind():
+    from gradlime_utils import heatmap as hm
+
+    segments = np.arange(4).reshape(2, 2).repeat(8, axis=0).repeat(8, axis=1)
+    sp = hm.random_heatmaps("superpixel", 5, segments, seed=0)
+    assert sp.shape == (5, 16, 16) and all(len(np.unique(m)) == 4 for m in sp)
+    smooth = hm.random_heatmaps("smooth", 3, segments, grid=4, seed=0)
+    assert smooth.shape == (3, 16, 16) and np.abs(np.diff(smooth, axis=2)).max() < 0.5  # no jumps between pixels
+    assert hm.null_percentile(1.0, [0.1, 0.2, 0.3]) == 1.0 and hm.null_percentile(0.2, [0.1, 0.2, 0.3]) == 0.5
+    assert hm.null_percentile(0.0, [0.1, 0.2], higher_is_better=False) == 1.0
+
+
+def test_occlusion_scan_and_top_rank(tiny):
+    from gradlime_utils import heatmap as hm
+
+    bundle, image, segments = tiny
+    scan = hm.occlusion_drops(bundle, image, segments, 0, fill="blur")
+    assert scan.drops.shape == (16,) and scan.labels.shape == (16,)
+    values = np.zeros(16)
+    values[int(np.argmax(scan.drops))] = 1.0
+    assert hm.top_rank(values, scan) == 1
+    values = np.zeros(16)
+    values[int(np.argmin(scan.drops))] = 1.0
+    assert hm.top_rank(values, scan) == 16 - np.sum(scan.drops == scan.drops.min()) + 1
