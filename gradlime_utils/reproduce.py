@@ -134,6 +134,21 @@ def resolved_device(device: str) -> str:
     return ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
 
 
+def device_record(device: str) -> dict:
+    """What the manifest says about the device: asked for, used, and on a GPU its name, memory and the CUDA and
+    cuDNN versions (numbers computed on a GPU may differ from CPU ones in the last digits: cuDNN picks its
+    algorithms per machine)."""
+    import torch
+
+    resolved = resolved_device(device)
+    record = {"requested": device, "resolved": resolved}
+    if resolved == "cuda":
+        props = torch.cuda.get_device_properties(0)
+        record.update({"name": torch.cuda.get_device_name(0), "memory_gib": round(props.total_memory / 2**30, 1),
+                       "cuda": torch.version.cuda, "cudnn": torch.backends.cudnn.version()})
+    return record
+
+
 def check_writable(out: Path) -> Path:
     out = Path(out).expanduser()
     try:
@@ -224,8 +239,7 @@ def run_chapter(plan: Plan, force: bool = False, progress: bool = False) -> dict
     results = work / "results"
     started = time.time()
     manifest = {"chapter": plan.chapter, "profile": plan.parameters["profile"], "parameters": plan.parameters,
-                "seed": plan.parameters.get("seed"), "device": {"requested": plan.parameters["device"],
-                                                                "resolved": resolved_device(plan.parameters["device"])},
+                "seed": plan.parameters.get("seed"), "device": device_record(plan.parameters["device"]),
                 "code_sha256": code, "versions": versions, "git": git_commit(), "platform": platform.platform(),
                 "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started))}
     try:

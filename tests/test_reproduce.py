@@ -194,3 +194,18 @@ def test_a_real_sigint_exits_130_with_one_line(book, tmp_path):
     assert proc.returncode == 130
     assert "interrupted during 04_slow" in err and "Traceback" not in err
     assert not list((out / "04_slow").glob(".*running*"))
+
+
+def test_manifest_device_record_names_the_device():
+    import torch
+
+    from gradlime_utils.reproduce import ReproduceError, device_record
+
+    assert device_record("cpu") == {"requested": "cpu", "resolved": "cpu"}
+    if torch.cuda.is_available():  # on a GPU machine: the GPU's name and the CUDA/cuDNN versions
+        record = device_record("cuda")
+        assert record["name"] and record["cuda"] and record["memory_gib"] > 0
+    else:
+        with pytest.raises(ReproduceError, match="no CUDA device"):
+            device_record("cuda")
+        assert device_record("auto")["resolved"] == "cpu"
