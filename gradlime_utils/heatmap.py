@@ -16,7 +16,7 @@ import numpy as np
 
 from .models import ModelBundle
 from .neighborhood import Neighborhood, check_rgb_image, render_masks
-from .surrogate import _check_label, explain_lime
+from .surrogate import _check_label, explain_lime, superpixel_means
 from .validation import check_finite, check_int
 
 SURROGATES = ("linear", "tree")
@@ -380,15 +380,6 @@ def permutation_pvalue(values: np.ndarray, segments: np.ndarray, other: np.ndarr
     return float(observed), float((1 + np.sum(null >= observed - 1e-12)) / (1 + n_perm))
 
 
-def superpixel_means(heatmap: np.ndarray, segments: np.ndarray) -> np.ndarray:
-    """The mean of a per-pixel map over each superpixel (e.g. Grad-CAM on LIME's segmentation)."""
-    segments = np.asarray(segments)
-    heatmap = _as_map("heatmap", heatmap, segments.shape)
-    m = int(segments.max()) + 1
-    return np.bincount(segments.ravel(), weights=heatmap.ravel(), minlength=m) / np.maximum(
-        np.bincount(segments.ravel(), minlength=m), 1)
-
-
 @dataclass
 class OcclusionScan:
     """Every superpixel occluded once: the probability drop of ``label`` and the predicted label each time."""
@@ -506,7 +497,7 @@ def photo_study(bundle: ModelBundle, image: np.ndarray, n_features: int = 49, nu
     start = time.perf_counter()
     cam = gradcam(bundle, image, label).heatmap
     cam_seconds = time.perf_counter() - start
-    cam_values = superpixel_means(cam, segments)
+    cam_values = superpixel_means(_as_map("cam", cam, segments.shape), segments)
     row = {"class": bundle.class_names[label], "p": float(nb.predictions[0, label]), "M": int(segments.max()) + 1,
            "lime_seconds": lime_seconds, "gradcam_seconds": cam_seconds,
            "linear_r2": lin.score, "tree_r2": tree.score,

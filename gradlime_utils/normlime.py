@@ -130,10 +130,9 @@ def ink_scores(images: np.ndarray, segments: np.ndarray) -> np.ndarray:
     segments = np.asarray(segments)
     if images.shape[1:] != segments.shape:
         raise ValueError(f"images are {images.shape[1:]}, the segments {segments.shape}")
-    m = int(segments.max()) + 1
-    per_pixel = images.mean(axis=0)
-    return np.bincount(segments.ravel(), weights=per_pixel.ravel(), minlength=m) / np.bincount(segments.ravel(),
-                                                                                               minlength=m)
+    from .surrogate import superpixel_means
+
+    return superpixel_means(images.mean(axis=0), segments)
 
 
 def ranking_of(scores: np.ndarray) -> np.ndarray:

@@ -115,6 +115,17 @@ def explain_lime(neighborhood: Neighborhood, label: int, num_features: int | Non
                                 segments=neighborhood.segments, importance=np.abs(w))
 
 
+def superpixel_means(values: np.ndarray, segments: np.ndarray) -> np.ndarray:
+    """The mean of a per-pixel map over each superpixel of ``segments`` (0 for an empty label)."""
+    segments = np.asarray(segments)
+    values = np.asarray(values, dtype=float)
+    if values.shape != segments.shape:
+        raise ValueError(f"the map has shape {values.shape} but the segments {segments.shape}")
+    m = int(segments.max()) + 1
+    counts = np.bincount(segments.ravel(), minlength=m)
+    return np.bincount(segments.ravel(), weights=values.ravel(), minlength=m) / np.maximum(counts, 1)
+
+
 def superpixel_activation(cam: np.ndarray, segments: np.ndarray) -> np.ndarray:
     """GradLIME's Eq. 8: mean Grad-CAM value per superpixel, divided by the largest.
 
@@ -124,9 +135,8 @@ def superpixel_activation(cam: np.ndarray, segments: np.ndarray) -> np.ndarray:
     cam = as_heatmap(cam, "cam")
     if cam.shape != segments.shape:
         raise ValueError(f"cam has shape {cam.shape} but the segments {segments.shape}; resize the CAM to the image")
-    m = int(segments.max()) + 1
-    counts = np.bincount(segments.ravel(), minlength=m)
-    a = np.bincount(segments.ravel(), weights=cam.ravel(), minlength=m) / np.maximum(counts, 1)
+    a = superpixel_means(cam, segments)
+    m = len(a)
     if a.max() <= 0:
         warnings.warn("Grad-CAM is zero on every superpixel; GradLIME falls back to a = 1 (plain LIME)",
                       RuntimeWarning, stacklevel=2)
