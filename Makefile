@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 JB := $(VENV)/bin/jupyter-book
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: book book-student test check-site vendor clean venv-book venv-test
+.PHONY: book book-student test rehearse check-site vendor clean venv-book venv-test
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,10 @@ book-student: $(VENV)/.installed-book vendor
 
 test: $(VENV)/.installed-test $(VENV)/.installed-book  # the book extra: the student-edition test builds a small book
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m pytest
+
+# The paper profile of every chapter, on the CPU, against tiny fixtures in the real layouts (book/reproducing.md).
+rehearse: $(VENV)/.installed-book
+	TQDM_DISABLE=1 PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m gradlime_utils.rehearse --out _build/rehearsal
 
 $(CHROMIUM):
 	@echo "Installing Debian's chromium for the site check"

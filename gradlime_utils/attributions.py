@@ -26,10 +26,23 @@ def _captum(method: str) -> tuple[Callable, dict]:
         "deconvolution": (Deconvolution, {}),
         "gradient_x_input": (None, {}),  # (x - x̄) ⊙ ∇f, computed in attribute(): captum's has no reference
         "guided_backprop": (GuidedBackprop, {}),
-        # internal_batch_size bounds memory: all 50 steps of a batch at once took 5.4 GB for 512 digits
-        "integrated_gradients": (IntegratedGradients, {"n_steps": 50, "method": "riemann_trapezoid",
-                                                       "internal_batch_size": 512}),
+        # internal_batch_size (images x steps at once) is set per input size and device by images_per_batch
+        "integrated_gradients": (IntegratedGradients, {"n_steps": 50, "method": "riemann_trapezoid"}),
     }[method]
+
+
+# How many pixels of images (x IG steps) one backward pass may hold: all 50 IG steps of 512 MNIST digits at once
+# took 5.4 GB on a CPU. A 224-pixel photo is 64 digits, so the same budget is 8 photos (ResNet18 or VGG16 at 224,
+# 512 at once, would need 30-100 GB). A GPU gets four times the CPU budget.
+PIXEL_BUDGET = {"cpu": 512 * 28 * 28, "cuda": 4 * 512 * 28 * 28}
+
+
+def images_per_batch(inputs: torch.Tensor, at_most: int = 512) -> int:
+    """The number of ``inputs`` (N×C×H×W) one gradient pass takes at once on their device: ``at_most``, capped by
+    :data:`PIXEL_BUDGET` (at least 1)."""
+    pixels = int(inputs.shape[-1]) * int(inputs.shape[-2])
+    budget = PIXEL_BUDGET.get(inputs.device.type, PIXEL_BUDGET["cpu"])
+    return max(1, min(int(at_most), budget // max(1, pixels)))
 
 
 def check_method(method: str) -> str:
@@ -94,7 +107,8 @@ def attribute(model: nn.Module, inputs: torch.Tensor, targets, method: str,
         if method == "gradient_x_input":
             return (_plain_gradient(model, inputs, targets) * (inputs.detach() - reference)).detach()
         if method == "integrated_gradients":
-            kwargs = dict(kwargs, baselines=reference.expand_as(inputs).contiguous())
+            kwargs = dict(kwargs, baselines=reference.expand_as(inputs).contiguous(),
+                          internal_batch_size=images_per_batch(inputs))
         result = cls(model).attribute(inputs, target=targets, **kwargs).detach()
         if method in _RELU_REWRITING:
             plain = _plain_gradient(model, inputs, targets)
@@ -114,7 +128,8 @@ def _plain_gradient(model: nn.Module, inputs: torch.Tensor, targets) -> torch.Te
 
 def attribution_maps(model: nn.Module, inputs: torch.Tensor, targets, method: str,
                      batch_size: int = 64, reference: torch.Tensor | None = None) -> torch.Tensor:
-    """2-D importance maps E = sum over channels of |attribution| (N×H×W), computed ``batch_size`` images at a time.
+    """2-D importance maps E = sum over channels of |attribution| (N×H×W), computed ``batch_size`` images at a time
+    (fewer for large images: :func:`images_per_batch`).
 
     ``reference``: x̄ of Gradient × Input and Integrated Gradients (see :func:`attribute`, :func:`baseline_input`).
     """
@@ -125,6 +140,7 @@ def attribution_maps(model: nn.Module, inputs: torch.Tensor, targets, method: st
         targets = targets.expand(len(inputs))
     if len(targets) != len(inputs):
         raise ValueError(f"{len(inputs)} inputs but {len(targets)} targets")
+    batch_size = images_per_batch(inputs, batch_size)
     return torch.cat([attribute(model, inputs[i:i + batch_size], targets[i:i + batch_size], method,
                                 reference).abs().sum(dim=1)
                       for i in range(0, len(inputs), batch_size)])

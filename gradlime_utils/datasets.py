@@ -12,6 +12,7 @@ import torch
 
 from .cache import cache_dir, content_digest
 from .images import load_image
+from .runtime import record_input
 
 DATASET_NAMES = ("mnist_3_vs_8", "oxford_pets", "cub_warbler_sparrow", "image_folder")
 SPLITS = ("train", "test")
@@ -170,6 +171,7 @@ def _oxford_pets(root: Path, split: str, download: bool, size: int, mode: str) -
     if len(ids) != len(tv):
         raise ValueError(f"{ann} lists {len(ids)} images but torchvision found {len(tv)}")
     paths = [root / "oxford-iiit-pet" / "images" / f"{i}.jpg" for i in ids]
+    record_input("dataset", "oxford_pets", root)
     return BinaryDataset(name="oxford_pets", split=split, class_names=("cat", "dog"),
                          labels=np.asarray(labels, dtype=np.int64), paths=paths, size=size, mode=mode,
                          source=f"torchvision OxfordIIITPet (binary-category) at {root}")
@@ -226,6 +228,7 @@ def _cub_warbler_sparrow(root: Path, split: str, download: bool, size: int, mode
         species.add(classes[int(image_class[image_id])])
     if not paths or len(set(labels)) < 2:
         raise ValueError(f"no warbler and sparrow images found in split {split!r} of {cub}")
+    record_input("dataset", "cub_warbler_sparrow", cub)
     return BinaryDataset(name="cub_warbler_sparrow", split=split, class_names=("warbler", "sparrow"),
                          labels=np.asarray(labels, dtype=np.int64), paths=paths, size=size, mode=mode,
                          source=f"CUB-200-2011 at {cub}: all warbler species vs all sparrow species",
@@ -245,6 +248,7 @@ def image_files(root, limit: int | None = None) -> list[Path]:
     files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
         raise FileNotFoundError(f"{root} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    record_input("dataset", "photo_folder", root)
     return files[:limit]
 
 
@@ -274,6 +278,7 @@ def one_class_files(root, n: int, seed: int = 0, class_name: str | None = None) 
             if len(files) < min(n, 2):
                 raise ValueError(f"class folder {folder} holds {len(files)} images; need at least 2")
             pick = np.sort(np.random.default_rng(seed).choice(len(files), size=min(n, len(files)), replace=False))
+            record_input("dataset", "imagenet_val", root)
             return folder.name, [files[i] for i in pick]
     raise ValueError(f"no class folder of {root} holds {n} images; lower n_images or name class_name")
 
@@ -297,6 +302,7 @@ def _image_folder(root: Path, split: str, size: int, mode: str, test_fraction: f
         paths += files
         labels += [k] * len(files)
     labels = np.asarray(labels, dtype=np.int64)
+    record_input("dataset", "image_folder", root)
     ds = BinaryDataset(name="image_folder", split=split, class_names=(class_dirs[0].name, class_dirs[1].name),
                        labels=labels, paths=paths, size=size, mode=mode, source=f"image folder {base}")
     if split_dir is None:  # no train/test subfolders: seeded stratified split

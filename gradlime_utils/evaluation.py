@@ -31,7 +31,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import torch
 
-from .attributions import attribute, baseline_input, check_relu_modules
+from .attributions import attribute, baseline_input, check_relu_modules, images_per_batch
 from .models import ModelBundle
 from .validation import check_int, check_seed
 from .surrogate import SurrogateExplanation
@@ -188,11 +188,19 @@ def baseline_attributions(bundle: ModelBundle, images: np.ndarray, labels: Seque
                 continue
         torch.manual_seed(seed)
         np.random.seed(seed)
+        # images in chunks that fit the device (8 photos of 224 pixels on a CPU; the quick profile's 4 photos
+        # and the 28-pixel benchmark in one chunk): 50 photos at once, with IG's steps, would not fit in memory
+        chunk = images_per_batch(torch.empty(1, 1, *x.shape[-2:], device=bundle.device), len(x))
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                a = quantus.explain(bundle.model, x, y, method=method, device=str(bundle.device), **kwargs)
-            out[name] = np.asarray(a, dtype=float).reshape(len(x), *x.shape[-2:])
+            parts = []
+            for start in range(0, len(x), chunk):
+                part = {k: v[start:start + chunk] if k == "baseline" else v for k, v in kwargs.items()}
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    parts.append(np.asarray(quantus.explain(bundle.model, x[start:start + chunk], y[start:start + chunk],
+                                                            method=method, device=str(bundle.device), **part),
+                                            dtype=float).reshape(-1, *x.shape[-2:]))
+            out[name] = np.concatenate(parts)
         except Exception as exc:  # noqa: BLE001 - recorded, not dropped
             out[name] = Failed(f"{type(exc).__name__} raised: {str(exc).splitlines()[0][:160]}")
     return out
@@ -740,10 +748,19 @@ def photo_sources(profile: str, image_names: Sequence[str], data_root=None, n_im
                   class_name: str | None = None, seed: int = 0) -> list:
     """The images the evaluation explains: ``n_images`` of *one* class of ``data_root`` (an ImageNet-validation
     style folder, as the paper profile uses, so Sufficiency is defined), else the named sample photos (two in
-    ``smoke``)."""
+    ``smoke``). The paper profile without ``data_root`` reads ``$GRADLIME_DATA/imagenet_val`` (see
+    :func:`gradlime_utils.paper.default_imagenet_val`) and stops with instructions when it is not there."""
     from .datasets import one_class_files
+    from .paper import default_imagenet_val
     from .runtime import by_profile
 
+    if data_root is None and profile == "paper":
+        data_root = default_imagenet_val()
+        if not data_root.is_dir():
+            raise FileNotFoundError(
+                f"the paper profile explains ImageNet validation images, and data_root=None: {data_root} does not "
+                f"exist. Pass -p data_root=FOLDER (one sub-folder of images per class); "
+                f"`python -m gradlime_utils.fetch --datasets imagenet_val` says how to get them")
     if data_root is not None:
         return one_class_files(data_root, n_images, seed=seed, class_name=class_name)[1]
     return by_profile(profile, smoke=list(image_names)[:2], quick=list(image_names), paper=list(image_names))

@@ -91,6 +91,11 @@ class SupportModels:
     def alphas(self) -> list[float]:
         return sorted(self.models)
 
+    def logits(self, alpha: float, inputs: torch.Tensor) -> np.ndarray:
+        """The logits of the model for ``alpha`` (0: the original) on preprocessed ``inputs``, in batches: the
+        paper profile's 3,680 Pets images at once would not fit in memory."""
+        return _logits(self.models[alpha], inputs).cpu().numpy()
+
 
 def _weights_digest(model: nn.Module) -> str:
     return state_digest(model.state_dict())

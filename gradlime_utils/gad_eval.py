@@ -356,10 +356,13 @@ def null_comparison_frame(rows: Sequence[dict]):
     """:func:`null_comparison` rows as a DataFrame: one line per table, method and class, interval in brackets."""
     import pandas as pd
 
+    columns = ["real", "null", "real - null [95% CI]", "verdict"]
+    if not rows:  # no null control was run (null=None): an empty table, not a KeyError
+        return pd.DataFrame(columns=columns, index=pd.MultiIndex.from_tuples([], names=["table", "method", "class"]))
     frame = pd.DataFrame(rows)
     frame["real - null [95% CI]"] = [f"{d:+.3f} [{lo:+.3f}, {hi:+.3f}]" for d, lo, hi in
                                      zip(frame["difference"], frame["ci_low"], frame["ci_high"])]
-    return frame.set_index(["table", "method", "class"])[["real", "null", "real - null [95% CI]", "verdict"]].round(3)
+    return frame.set_index(["table", "method", "class"])[columns].round(3)
 
 
 def describe_null_comparison(by_rule: Mapping[str, Sequence[dict]]) -> str:

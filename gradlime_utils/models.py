@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from .engine import OnnxRunner, autotuned_batch_size, resolve_engine
-from .runtime import resolve_device
+from .runtime import INPUTS, record_input, resolve_device
 from .validation import check_int
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -59,13 +59,14 @@ def checkpoint_record() -> list[dict]:
 
 def _write_query_log() -> None:
     path = os.environ.get(QUERY_LOG_ENV)
-    if path and QUERY_STATS:
+    if path and (QUERY_STATS or INPUTS):
         import json
 
         models = {k: dict(v, seconds=round(v["seconds"], 2),
                           ms_per_image=round(1e3 * v["seconds"] / max(1, v["images"]), 2))
                   for k, v in QUERY_STATS.items()}
-        Path(path).write_text(json.dumps({"models": models, "checkpoints": checkpoint_record()}, indent=1))
+        Path(path).write_text(json.dumps({"models": models, "checkpoints": checkpoint_record(), "inputs": INPUTS},
+                                         indent=1))
 
 
 atexit.register(_write_query_log)
@@ -294,6 +295,7 @@ def _torchvision_imagenet(arch: str, device: torch.device, weights_path=None, do
             raise RuntimeError(f"could not download {arch} ImageNet weights ({exc}). {how_to}") from exc
     model = builder(weights=None)
     model.load_state_dict(state)  # never silently random: a mismatching file raises here
+    record_input("weights", arch, path)
     if arch == "googlenet":
         model.aux_logits, model.aux1, model.aux2 = False, None, None
     return ModelBundle(name=arch, model=model.eval().to(device), class_names=list(weights.meta["categories"]),

@@ -5,6 +5,7 @@
     python -m gradlime_utils.reproduce --chapter all --profile quick --out results
     python -m gradlime_utils.reproduce --chapter 03_gad --profile paper --device cuda --out results \\
         -p dataset=oxford_pets -p arch=resnet18
+    python -m gradlime_utils.reproduce --chapter all --profile paper --check   # what is missing, nothing runs
 
 Each chapter's executed notebook, figures and result tables go to ``OUT/<chapter>/<profile>/`` together with a
 ``manifest.json`` (parameters, package versions, git commit, device, seed, wall time, a SHA-256 of every result
@@ -86,6 +87,17 @@ def declared_parameters(notebook: Path) -> dict:
     import papermill as pm
 
     return {name: info.get("default") for name, info in pm.inspect_notebook(str(notebook)).items()}
+
+
+def declared_values(notebook: Path) -> dict:
+    """:func:`declared_parameters` with each default read as the Python literal it is (text when it is not one)."""
+    out = {}
+    for name, default in declared_parameters(notebook).items():
+        try:
+            out[name] = ast.literal_eval(default) if isinstance(default, str) else default
+        except (ValueError, SyntaxError):
+            out[name] = default
+    return out
 
 
 def sha256_file(path: Path) -> str:
@@ -265,6 +277,7 @@ def run_chapter(plan: Plan, force: bool = False, progress: bool = False) -> dict
     if queries.is_file():  # where the chapter's time went: model queries vs everything else
         stats = json.loads(queries.read_text())
         manifest["checkpoints"] = stats.pop("checkpoints", [])  # the weights behind every number
+        manifest["inputs"] = stats.pop("inputs", [])  # weights files and datasets read from outside the package
         stats["seconds_outside_model"] = round(wall - sum(m["seconds"] for m in stats["models"].values()), 1)
         manifest["model_queries"] = stats
     manifest.update({"status": "ok", "wall_seconds": wall,
@@ -359,22 +372,44 @@ def _carry_user_files(previous: Path, final_dir: Path) -> None:
         shutil.move(str(path), final_dir / rel)
 
 
+def preflight(args) -> int:
+    """``--check``: the pre-flight report of :func:`gradlime_utils.paper.check`; runs no chapter."""
+    from .paper import check
+
+    try:
+        overrides = {k: absolute_paths(v) for k, v in (parse_parameter(p) for p in args.parameter)}
+        plans = plan_runs(args.chapter, args.profile, args.device, args.out, overrides, args.notebooks)
+    except ReproduceError as exc:
+        print(f"reproduce: error: {exc}", file=sys.stderr)
+        return 2
+    ok, report = check({p.chapter: {**declared_values(p.notebook), **p.parameters} for p in plans}, args.profile)
+    print(report)
+    return 0 if ok else 1
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m gradlime_utils.reproduce", description=__doc__.split("\n\n")[0])
     parser.add_argument("--chapter", required=True, help="a chapter name (e.g. 03_gad) or 'all'")
     parser.add_argument("--profile", default="quick", help=f"one of {list(PROFILES)}")
     parser.add_argument("--device", default="auto", help=f"one of {list(DEVICES)}")
-    parser.add_argument("--out", required=True, type=Path, help="results folder")
+    parser.add_argument("--out", type=Path, help="results folder (required unless --check)")
     parser.add_argument("-p", "--parameter", action="append", default=[], metavar="KEY=VALUE",
                         help="a notebook parameter (repeatable); values are read as Python literals when possible")
     parser.add_argument("--force", action="store_true", help="run even when a matching manifest exists")
+    parser.add_argument("--check", action="store_true",
+                        help="run nothing: list the weights and data each chapter needs, where they were looked for, "
+                             "the commands that fetch what is missing; exit 0 only when everything is present")
     parser.add_argument("--notebooks", type=Path, default=NOTEBOOK_DIR, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     from tqdm.auto import tqdm
 
+    if args.out is None and not args.check:
+        parser.error("--out is required (unless --check)")
     # papermill runs each notebook in its own folder: every path is made absolute against the caller's cwd first
-    args.out = args.out.expanduser().resolve()
+    args.out = (args.out or Path(".")).expanduser().resolve()
     args.notebooks = args.notebooks.expanduser().resolve()
+    if args.check:
+        return preflight(args)
 
     try:
         overrides = {k: absolute_paths(v) for k, v in (parse_parameter(p) for p in args.parameter)}

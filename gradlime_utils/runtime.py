@@ -15,6 +15,18 @@ PROFILES = ("smoke", "quick", "paper")
 DEVICES = ("auto", "cpu", "cuda")
 
 
+#: What a chapter read from outside the package (weights files, datasets), in this process: the reproduce CLI
+#: writes it into each manifest, and the paper rehearsal compares it with the pre-flight check's list.
+INPUTS: list[dict] = []
+
+
+def record_input(kind: str, name: str, path) -> None:
+    """Note that this process read ``kind`` ("weights" or "dataset") ``name`` from ``path``."""
+    entry = {"kind": kind, "name": name, "path": str(path)}
+    if entry not in INPUTS:
+        INPUTS.append(entry)
+
+
 def check_profile(profile: str) -> str:
     """Return ``profile`` if it is a known run profile, else raise ``ValueError``."""
     if profile not in PROFILES:
@@ -22,14 +34,19 @@ def check_profile(profile: str) -> str:
     return profile
 
 
-def by_profile(profile: str, *, smoke: Any, quick: Any, paper: Any) -> Any:
-    """Pick the value that belongs to ``profile``.
+def by_profile(profile: str, *, smoke: Any, quick: Any, paper: Any, given: Any = None) -> Any:
+    """Pick the value that belongs to ``profile``, unless the chapter's parameter ``given`` is set.
 
-    Chapters use it to keep their scale settings in one readable place::
+    Chapters use it to keep their scale settings in one readable place, with every count a papermill parameter
+    whose default ``None`` means "the profile's value"::
 
-        num_samples = by_profile(profile, smoke=50, quick=1000, paper=8000)
+        num_samples = None  # in the parameters cell
+        num_samples = by_profile(profile, smoke=50, quick=1000, paper=8000, given=num_samples)
+
+    The paper rehearsal (``make rehearse``) turns the paper profile's scale down only this way.
     """
-    return {"smoke": smoke, "quick": quick, "paper": paper}[check_profile(profile)]
+    value = {"smoke": smoke, "quick": quick, "paper": paper}[check_profile(profile)]
+    return value if given is None else given
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -51,13 +68,22 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
 
 
 def set_seed(seed: int) -> int:
-    """Seed Python, NumPy and torch (CPU and CUDA) and return the seed."""
+    """Seed Python, NumPy and torch (CPU and CUDA) and return the seed.
+
+    On a GPU it also asks cuDNN for deterministic algorithms (two runs on one machine then agree) and turns TF32
+    off: PyTorch's default lets cuDNN convolutions round their inputs to TF32's 10-bit mantissa, which moves a
+    logit by about 1e-3 of its size, a hundred times what float32 engines differ by on a CPU (ONNX Runtime vs
+    PyTorch: 1.5e-5 on logits of size about 10, measured on the scikit-image photos). Both make a GPU slower."""
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     seed = int(seed)
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
     return seed
 
 

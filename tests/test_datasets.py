@@ -57,27 +57,21 @@ def _jpg(path, colour, size=(40, 30)):
 
 @pytest.fixture
 def pets_root(tmp_path):
-    """A tiny Oxford-IIIT Pet in torchvision's on-disk layout (species 1 = cat, 2 = dog)."""
-    base = tmp_path / "oxford-iiit-pet"
-    rows = {"trainval": [("Abyssinian_1", 1, 1, 1), ("beagle_1", 2, 2, 1), ("Bengal_2", 3, 1, 2)],
-            "test": [("Abyssinian_9", 1, 1, 1), ("beagle_9", 2, 2, 1)]}
-    for split, items in rows.items():
-        lines = [" ".join(map(str, r)) for r in items]  # trainval.txt / test.txt have no header
-        (base / "annotations").mkdir(parents=True, exist_ok=True)
-        (base / "annotations" / f"{split}.txt").write_text("\n".join(lines) + "\n")
-        for image_id, _, species, _ in items:
-            _jpg(base / "images" / f"{image_id}.jpg", (250, 0, 0) if species == 1 else (0, 0, 250))
-    return tmp_path
+    """A tiny Oxford-IIIT Pet in torchvision's on-disk layout (species 1 = cat, 2 = dog): one trainval and one test
+    image of each of two cat and two dog breeds."""
+    from gradlime_utils import fixtures
+
+    return fixtures.oxford_pets(tmp_path, per_breed=(1, 1))
 
 
 def test_oxford_pets_from_fixture(pets_root):
     ds = gu.load_binary_dataset("oxford_pets", root=pets_root, size=64)
     assert ds.class_names == ("cat", "dog")
-    assert list(ds.labels) == [0, 1, 0]
-    image, label = ds[1]
+    assert list(ds.labels) == [0, 0, 1, 1]
+    image, label = ds[2]
     assert image.shape == (64, 64, 3) and label == 1
     assert image[..., 2].mean() > 200  # the dog fixture is blue
-    assert len(gu.load_binary_dataset("oxford_pets", root=pets_root, split="test")) == 2
+    assert len(gu.load_binary_dataset("oxford_pets", root=pets_root, split="test")) == 4
 
 
 def test_oxford_pets_missing_says_how_to_download(tmp_path):
@@ -87,25 +81,11 @@ def test_oxford_pets_missing_says_how_to_download(tmp_path):
 
 @pytest.fixture
 def cub_root(tmp_path):
-    """A tiny CUB-200-2011 with two warbler species, two sparrow species and an albatross."""
-    base = tmp_path / "CUB_200_2011"
-    classes = {1: "001.Black_footed_Albatross", 2: "020.Yellow_Warbler", 3: "021.Pine_Warbler",
-               4: "113.Baird_Sparrow", 5: "114.Black_throated_Sparrow"}
-    images, labels, split = [], [], []
-    image_id = 0
-    for cls, cname in classes.items():
-        for k in range(2):
-            image_id += 1
-            rel = f"{cname}/{cname.split('.')[1]}_{k}.jpg"
-            _jpg(base / "images" / rel, (cls * 40, 10, 10))
-            images.append(f"{image_id} {rel}")
-            labels.append(f"{image_id} {cls}")
-            split.append(f"{image_id} {1 if k == 0 else 0}")
-    (base / "classes.txt").write_text("\n".join(f"{k} {v}" for k, v in classes.items()) + "\n")
-    (base / "images.txt").write_text("\n".join(images) + "\n")
-    (base / "image_class_labels.txt").write_text("\n".join(labels) + "\n")
-    (base / "train_test_split.txt").write_text("\n".join(split) + "\n")
-    return tmp_path
+    """A tiny CUB-200-2011 with two warbler species, two sparrow species and an albatross, one train and one test
+    image of each."""
+    from gradlime_utils import fixtures
+
+    return fixtures.cub(tmp_path, per_class=(1, 1))
 
 
 def test_cub_merges_warblers_and_sparrows(cub_root):

@@ -1,4 +1,5 @@
 """The inference engines: ONNX Runtime matches PyTorch, follows weight changes, and the batch size is measured."""
+import time
 import numpy as np
 import pytest
 import torch
@@ -75,7 +76,11 @@ def test_batch_size_measurement_and_cache(lite0):
     table = measure_batch_sizes(lambda b: calls.append(len(b)), lambda b: np.zeros((b, 2)), candidates=(1, 4),
                                 images=8, repeats=1)
     assert set(table) == {1, 4} and all(v >= 0 for v in table.values())
-    assert calls.count(1) == 1 + 8 and calls.count(4) == 1 + 2  # warm-up + images // b calls
+    assert calls.count(1) == 2 + 1 + 8 and calls.count(4) == 1 + 2  # speed probe, warm-up + images // b calls
+    slow = []  # a model over 30 ms per image: 8 images once, batch sizes up to 8 only
+    table = measure_batch_sizes(lambda b: (slow.append(len(b)), time.sleep(0.035)), lambda b: np.zeros((b, 2)),
+                                candidates=(1, 4, 16), images=32, repeats=2)
+    assert set(table) == {1, 4} and slow.count(1) == 2 + 1 + 8 and slow.count(4) == 1 + 2
     with pytest.raises(ValueError, match="candidates must be positive"):
         measure_batch_sizes(lambda b: None, lambda b: b, candidates=(0,))
     bundle = tiny_bundle()

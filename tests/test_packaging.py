@@ -55,3 +55,25 @@ def test_every_cited_key_exists_in_the_bibliography(repo_root):
             cited.update(k.strip() for k in group.split(","))
     assert cited <= keys, f"unknown citation keys: {cited - keys}"
     assert keys <= cited, f"bibliography entries never cited: {keys - cited}"
+
+
+def test_every_chapter_opens_on_colab_with_the_same_first_cell(repo_root):
+    """One cell text (gradlime_utils.colab), first in every notebook; `--check` fails on a notebook without it."""
+    import json
+
+    import yaml
+
+    from gradlime_utils import colab
+
+    notebooks = sorted((repo_root / "notebooks").glob("*.ipynb"))
+    assert notebooks and colab.main(["--check", *map(str, notebooks)]) == 0
+    for path in notebooks:
+        cells = [c for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code"]
+        assert "".join(cells[0]["source"]) == colab.CELL_SOURCE, path.name
+        assert "parameters" in cells[1]["metadata"].get("tags", []), path.name  # papermill's cell comes next
+    config = yaml.safe_load((repo_root / "_config.yml").read_text())
+    assert config["repository"]["url"] == colab.REPOSITORY and config["launch_buttons"]["colab_url"]
+    bare = {"cells": [c for c in json.loads(notebooks[0].read_text())["cells"]
+                      if colab.TAG not in c["metadata"].get("tags", [])]}
+    assert not colab.has_colab_cell(bare) and colab.has_colab_cell(colab.with_colab_cell(bare))
+    assert colab.with_colab_cell(colab.with_colab_cell(bare)) == colab.with_colab_cell(bare)  # never twice

@@ -16,11 +16,24 @@ def test_unknown_profile_is_a_clear_error(bad):
         gu.check_profile(bad)
 
 
+def test_set_seed_makes_a_gpu_run_repeatable_and_full_precision():
+    torch.backends.cudnn.allow_tf32 = True  # PyTorch's default
+    gu.set_seed(3)
+    assert torch.backends.cudnn.deterministic and not torch.backends.cudnn.benchmark
+    assert not torch.backends.cudnn.allow_tf32 and not torch.backends.cuda.matmul.allow_tf32
+
+
 def test_by_profile_picks_the_value_of_the_profile():
     assert gu.by_profile("smoke", smoke=1, quick=2, paper=3) == 1
     assert gu.by_profile("paper", smoke=1, quick=2, paper=3) == 3
     with pytest.raises(ValueError, match="profile"):
         gu.by_profile("huge", smoke=1, quick=2, paper=3)
+    # a chapter parameter that is set wins in every profile; None keeps the profile's value (0 is a value)
+    assert gu.by_profile("paper", smoke=1, quick=2, paper=3, given=7) == 7
+    assert gu.by_profile("paper", smoke=1, quick=2, paper=3, given=None) == 3
+    assert gu.by_profile("quick", smoke=1, quick=2, paper=3, given=0) == 0
+    with pytest.raises(ValueError, match="profile"):
+        gu.by_profile("huge", smoke=1, quick=2, paper=3, given=7)
 
 
 def test_resolve_device():

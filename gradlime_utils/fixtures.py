@@ -1,0 +1,130 @@
+"""Tiny stand-ins for everything the paper profile downloads, in the real on-disk layouts.
+
+The paper rehearsal (:mod:`gradlime_utils.rehearse`) and the tests build them in a temporary folder, so that the
+chapters' paper branches run their real loading code without internet:
+
+* ``data/oxford-iiit-pet/``: images and ``annotations/{trainval,test}.txt`` as torchvision unpacks Oxford-IIIT Pet
+  (``Name_N class species breed``, species 1 = cat, 2 = dog);
+* ``data/CUB_200_2011/``: ``images.txt``, ``classes.txt``, ``image_class_labels.txt``, ``train_test_split.txt``
+  and ``images/<class folder>/`` with two warbler species, two sparrow species and one other bird;
+* ``data/imagenet_val/<wnid>/ILSVRC2012_val_*.JPEG``: an ImageNet-validation folder sorted by class;
+* ``data/photos/``: a folder of photos (the heat-map chapter's ``data_root``);
+* ``torch/hub/checkpoints/<torchvision file name>``: a randomly initialised state dict for every architecture the
+  paper profile loads, under torchvision's own file names, so that the loader reads it as it would the real one.
+
+Images are flat colours with noise: a cat, a warbler or the first class is reddish, the other class bluish.
+Nothing here is a real photo or a real weight: these files only prove that the code paths run.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+PET_BREEDS = {1: ("Abyssinian", "Bengal"), 2: ("beagle", "boxer")}  # species -> breeds (class ids 1..4)
+CUB_CLASSES = {1: "001.Black_footed_Albatross", 2: "020.Yellow_Warbler", 3: "021.Pine_Warbler",
+               4: "113.Baird_Sparrow", 5: "114.Black_throated_Sparrow"}
+IMAGENET_WNIDS = ("n01440764", "n02123045")  # tench, tabby cat
+
+
+def _photo(path: Path, reddish: bool, rng: np.random.Generator, size=(64, 48)) -> None:
+    from PIL import Image
+
+    pixels = rng.integers(0, 90, (size[1], size[0], 3), dtype=np.uint8)
+    pixels[..., 0 if reddish else 2] = 220
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(pixels).save(path)
+
+
+def oxford_pets(root: Path, per_breed: tuple[int, int] = (2, 2), seed: int = 0) -> Path:
+    """Oxford-IIIT Pet under ``root/oxford-iiit-pet``: ``per_breed`` = (trainval, test) images of each breed."""
+    rng = np.random.default_rng(seed)
+    base = Path(root) / "oxford-iiit-pet"
+    (base / "annotations").mkdir(parents=True, exist_ok=True)
+    class_id = 0
+    rows = {"trainval": [], "test": []}
+    for species, breeds in PET_BREEDS.items():
+        for breed in breeds:
+            class_id += 1
+            for split, n, offset in (("trainval", per_breed[0], 1), ("test", per_breed[1], 100)):
+                for k in range(n):
+                    name = f"{breed}_{offset + k}"
+                    rows[split].append(f"{name} {class_id} {species} {class_id}")
+                    _photo(base / "images" / f"{name}.jpg", species == 1, rng)
+    for split, lines in rows.items():  # torchvision's files have no header
+        (base / "annotations" / f"{split}.txt").write_text("\n".join(lines) + "\n")
+    return Path(root)
+
+
+def cub(root: Path, per_class: tuple[int, int] = (2, 2), seed: int = 0) -> Path:
+    """CUB-200-2011 under ``root/CUB_200_2011`` with ``per_class`` = (train, test) images of each species."""
+    rng = np.random.default_rng(seed)
+    base = Path(root) / "CUB_200_2011"
+    images, labels, split = [], [], []
+    image_id = 0
+    for cls, cname in CUB_CLASSES.items():
+        for k in range(sum(per_class)):
+            image_id += 1
+            rel = f"{cname}/{cname.split('.', 1)[1]}_{k:04d}.jpg"
+            _photo(base / "images" / rel, "Warbler" in cname, rng)
+            images.append(f"{image_id} {rel}")
+            labels.append(f"{image_id} {cls}")
+            split.append(f"{image_id} {1 if k < per_class[0] else 0}")
+    (base / "classes.txt").write_text("\n".join(f"{k} {v}" for k, v in CUB_CLASSES.items()) + "\n")
+    (base / "images.txt").write_text("\n".join(images) + "\n")
+    (base / "image_class_labels.txt").write_text("\n".join(labels) + "\n")
+    (base / "train_test_split.txt").write_text("\n".join(split) + "\n")
+    return Path(root)
+
+
+def imagenet_val(folder: Path, per_class: int = 3, seed: int = 0) -> Path:
+    """An ImageNet-validation folder sorted by class (``folder/<wnid>/ILSVRC2012_val_*.JPEG``)."""
+    rng = np.random.default_rng(seed)
+    number = 0
+    for k, wnid in enumerate(IMAGENET_WNIDS):
+        for _ in range(per_class):
+            number += 1
+            _photo(Path(folder) / wnid / f"ILSVRC2012_val_{number:08d}.JPEG", k == 0, rng)
+    return Path(folder)
+
+
+def photos(folder: Path, n: int = 2, seed: int = 0) -> Path:
+    """A flat folder of ``n`` photos."""
+    rng = np.random.default_rng(seed)
+    for k in range(n):
+        _photo(Path(folder) / f"photo_{k}.jpg", k % 2 == 0, rng)
+    return Path(folder)
+
+
+def torchvision_weights(torch_home: Path, archs) -> list[Path]:
+    """A randomly initialised (seeded) state dict of each of ``archs`` saved where torch looks for torchvision's
+    ImageNet weights when ``$TORCH_HOME`` is ``torch_home``, under torchvision's file names."""
+    import os
+
+    import torch
+
+    from .models import _torchvision_spec
+
+    spec = _torchvision_spec()
+    paths = []
+    for arch in archs:
+        builder, weights, _ = spec[arch]
+        path = Path(torch_home) / "hub" / "checkpoints" / os.path.basename(weights.url)
+        if not path.is_file():
+            torch.manual_seed(0)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            torch.save(builder(weights=None).state_dict(), path)
+        paths.append(path)
+    return paths
+
+
+def paper_fixtures(folder: Path, archs) -> dict[str, Path]:
+    """Every fixture under ``folder``: ``{"data": ..., "torch": ..., "imagenet_val": ..., "photos": ...}``."""
+    folder = Path(folder)
+    data = folder / "data"
+    oxford_pets(data)
+    cub(data)
+    out = {"data": data, "torch": folder / "torch", "imagenet_val": imagenet_val(data / "imagenet_val"),
+           "photos": photos(data / "photos")}
+    torchvision_weights(out["torch"], archs)
+    return out

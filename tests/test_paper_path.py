@@ -1,0 +1,111 @@
+"""The paper path before anyone pays for a GPU: the pre-flight check, the fixtures in the real layouts, the
+rehearsal's coverage of every chapter's paper branch, and memory-safe batches for 224-pixel images."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import gradlime_utils as gu
+from gradlime_utils import fixtures, paper, rehearse, reproduce
+
+
+def _env(monkeypatch, torch_home, data):
+    monkeypatch.setenv("TORCH_HOME", str(torch_home))
+    monkeypatch.setenv("GRADLIME_DATA", str(data))
+
+
+def test_check_on_an_empty_machine_lists_every_missing_item_with_its_fetch_command(tmp_path, monkeypatch, capsys):
+    _env(monkeypatch, tmp_path / "torch", tmp_path / "data")
+    code = reproduce.main(["--chapter", "all", "--profile", "paper", "--check"])
+    report = capsys.readouterr().out
+    assert code == 1
+    for arch in ("resnet18", "vgg16", "googlenet", "squeezenet1_1", "densenet121", "mobilenet_v2"):
+        assert f"MISSING weights {arch}" in report
+        assert f"python -m gradlime_utils.fetch --weights {arch}" in report
+    assert "MISSING dataset oxford_pets" in report and "MISSING dataset imagenet_val" in report
+    assert str(tmp_path / "torch" / "hub" / "checkpoints" / "resnet18-f37072fd.pth") in report  # where it looked
+    assert str(tmp_path / "data" / "oxford-iiit-pet") in report
+    assert "fetch them all: python -m gradlime_utils.fetch --weights densenet121,googlenet" in report
+    assert "licence-gated" in report and "GPU time, estimated" in report and "MB free" in report
+    # chapter parameters change what is needed: CUB and VGG16 for chapter 03
+    assert reproduce.main(["--chapter", "03_gad", "--profile", "paper", "--check", "-p", "dataset=cub_warbler_sparrow",
+                           "-p", "arch=vgg16"]) == 1
+    report = capsys.readouterr().out
+    assert "MISSING weights vgg16" in report and "MISSING dataset cub_warbler_sparrow" in report
+    assert "resnet18" not in report
+    # the quick profile reads only what ships in the packages
+    assert reproduce.main(["--chapter", "all", "--profile", "quick", "--check"]) == 0
+    assert reproduce.main(["--chapter", "nope", "--profile", "paper", "--check"]) == 2
+
+
+def test_check_passes_with_the_fixtures_in_place_and_the_loaders_read_them(tmp_path, monkeypatch, capsys):
+    made = rehearse.fixture_paths(tmp_path)
+    _env(monkeypatch, made["torch"], made["data"])
+    code = reproduce.main(["--chapter", "all", "--profile", "paper", "--check"])
+    report = capsys.readouterr().out
+    assert code == 0, report
+    assert "MISSING" not in report and "everything the paper profile needs is present" in report
+    # the layouts are the real ones: the package's own loaders read them
+    pets = gu.load_binary_dataset("oxford_pets", "train", size=32)
+    assert pets.class_names == ("cat", "dog") and pets.counts() == {"cat": 4, "dog": 4}
+    birds = gu.load_binary_dataset("cub_warbler_sparrow", "test", size=32)
+    assert birds.counts() == {"warbler": 4, "sparrow": 4} and "001.Black_footed_Albatross" not in birds.extra["species"]
+    bundle = gu.load_model("squeezenet1_1", device="cpu", download=False)
+    assert bundle.info["weights"].endswith("squeezenet1_1-b8a52dc0.pth")
+    name, files = gu.datasets.one_class_files(made["imagenet_val"], 2)
+    assert name == fixtures.IMAGENET_WNIDS[0] and len(files) == 2
+
+
+def test_every_chapter_with_a_paper_branch_is_rehearsed():
+    branches = rehearse.paper_chapters()
+    assert set(branches) == set(reproduce.chapters())  # every chapter has a paper branch today
+    assert rehearse.unrehearsed(branches) == []
+    # and the rule can fail: a chapter with a paper branch but no rehearsal entry is reported
+    assert rehearse.unrehearsed({**branches, "99_new": ["if profile == \"paper\":"]}) == ["99_new"]
+    for chapter, params in rehearse.REHEARSAL.items():  # only declared parameters turn the scale down
+        declared = reproduce.declared_values(reproduce.NOTEBOOK_DIR / f"{chapter}.ipynb")
+        assert set(params) <= set(declared), chapter
+
+
+def test_rehearsal_compares_what_a_chapter_read_with_what_check_lists():
+    manifest = {"inputs": [{"kind": "weights", "name": "resnet18", "path": "x"},
+                           {"kind": "dataset", "name": "oxford_pets", "path": "y"}]}
+    assert rehearse._inputs_match(manifest, "03_gad", {"arch": "resnet18", "dataset": "oxford_pets"}) == []
+    problems = rehearse._inputs_match(manifest, "03_gad", {"arch": "vgg16", "dataset": "oxford_pets"})
+    assert problems == ["read but not listed by --check: weights resnet18",
+                        "listed by --check but never read: weights vgg16"]
+
+
+def test_the_evaluation_chapter_at_paper_scale_needs_imagenet_or_says_how(tmp_path, monkeypatch):
+    from gradlime_utils.evaluation import photo_sources
+
+    monkeypatch.setenv("GRADLIME_DATA", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="data_root"):
+        photo_sources("paper", ["chelsea"])
+    fixtures.imagenet_val(tmp_path / "imagenet_val", per_class=3)
+    assert len(photo_sources("paper", ["chelsea"], n_images=3)) == 3  # the default place, one class
+    assert photo_sources("quick", ["chelsea"]) == ["chelsea"]
+
+
+def test_gradient_batches_fit_the_memory_of_224_pixel_images():
+    from gradlime_utils.attributions import attribution_maps, images_per_batch
+
+    assert images_per_batch(torch.zeros(1, 3, 224, 224)) == 8  # 512 photos x 50 IG steps would need 30-100 GB
+    assert images_per_batch(torch.zeros(1, 1, 28, 28)) == 512  # the MNIST batches stay as they were
+    assert images_per_batch(torch.zeros(1, 1, 28, 28), at_most=64) == 64
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1),
+                                torch.nn.Flatten(), torch.nn.Linear(4, 2)).eval()
+    x = torch.rand(10, 3, 224, 224)
+    batched = attribution_maps(model, x, 1, "integrated_gradients")  # two batches of 8 and 2
+    single = torch.cat([attribution_maps(model, x[i:i + 1], 1, "integrated_gradients") for i in range(10)])
+    assert torch.allclose(batched, single, atol=1e-6)
+
+
+def test_needs_follow_the_chapters_parameters():
+    needs = paper.chapter_needs("07_lime_heatmap_vs_gradcam", {})
+    assert [n.name for n in needs] == ["googlenet", "squeezenet1_1", "photo_folder"] and needs[-1].optional
+    assert not paper.chapter_needs("07_lime_heatmap_vs_gradcam", {"data_root": "/photos"})[-1].optional
+    assert paper.chapter_needs("06_normlime", {}) == []
+    assert json.dumps(paper.GPU_ESTIMATE) and set(paper.GPU_ESTIMATE) == set(reproduce.chapters())
