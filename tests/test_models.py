@@ -156,3 +156,25 @@ def test_other_torchvision_models_load_their_checkpoint_format(arch, empty_torch
     assert bundle.cam_layers == layers and bundle.num_classes == 1000
     proba = bundle.predict_proba(gu.load_image("chelsea")[None])
     assert proba.shape == (1, 1000) and np.isclose(proba.sum(), 1, atol=1e-5)
+
+
+def test_load_available_reports_what_cannot_be_had_instead_of_replacing_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty"))
+    bundles, unavailable = gm.load_available(["efficientnet_lite0", "resnet18"], device="cpu", download=False)
+    assert list(bundles) == ["efficientnet_lite0"] and list(unavailable) == ["resnet18"]
+    assert "not in the torch cache" in unavailable["resnet18"]
+    table = gm.describe_bundles(bundles, unavailable).splitlines()
+    assert table[1].startswith("efficientnet_lite0") and "4,652,008" in table[1] and "_blocks.15" in table[1]
+    assert table[2].startswith("resnet18") and "not available here" in table[2]
+
+
+def test_save_figure_writes_png_and_pdf(tmp_path):
+    import matplotlib.pyplot as plt
+
+    from gradlime_utils.plotting import save_figure
+
+    fig, ax = plt.subplots()
+    ax.plot([0, 1])
+    save_figure(fig, tmp_path / "f.png")
+    plt.close(fig)
+    assert (tmp_path / "f.png").read_bytes()[:4] == b"\x89PNG" and (tmp_path / "f.pdf").read_bytes()[:4] == b"%PDF"

@@ -51,3 +51,22 @@ def test_lazy_mode_draws_on_first_visit_only():
 def test_bad_arguments(params, kwargs, match):
     with pytest.raises(ValueError, match=match):
         gu.slider_figure(draw, params, **kwargs)
+
+
+def test_each_frame_is_stored_as_the_smaller_of_png_and_jpeg():
+    import numpy as np
+
+    chelsea = gu.load_image("chelsea", size=224)
+
+    def photo(noise):  # a photo, as the chapters' heat-map sliders show: JPEG is several times smaller
+        fig, ax = plt.subplots(figsize=(3, 3))
+        ax.imshow((chelsea * noise).astype(np.uint8))
+        return fig
+
+    frames = gu.slider_figure(photo, {"noise": [0.5, 1.0]})
+    assert {img.format for img in frames.stack.children} == {"jpeg"}
+    plot = gu.slider_figure(draw, {"k": [1, 2]})  # a flat bar plot: PNG is smaller
+    assert {img.format for img in plot.stack.children} == {"png"}
+    assert all(img.value[:2] == b"\xff\xd8" for img in frames.stack.children)  # really JPEG bytes
+    png, fmt = gu.widgets.figure_to_image(draw(1, 0.5), formats=("png",))
+    assert fmt == "png" and png[:4] == b"\x89PNG" and not plt.get_fignums()

@@ -1,0 +1,114 @@
+"""GradLIME's comparisons with LIME (Figures G-2 to G-4 of the GradLIME paper): the experiment loops and their
+figure grid, so that chapter 02 only tells the story.
+
+Every comparison fits LIME and GradLIME (Eq. 9) on one shared neighbourhood per black box and photo, so the two
+explanations differ only by the Grad-CAM prior.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from .gradcam import gradcam
+from .models import ModelBundle, load_model
+from .neighborhood import Neighborhood, sample_neighborhood
+from .plotting import save_figure, show_explanation
+from .surrogate import SurrogateExplanation, explain_gradlime, explain_lime
+
+
+@dataclass
+class Comparison:
+    """One row of a LIME-vs-GradLIME figure: the photo, LIME and GradLIME for one class, and the Grad-CAM layer map
+    the prior came from (``activation``, drawn when given)."""
+
+    image: np.ndarray
+    title: str
+    label: int
+    lime: SurrogateExplanation
+    gradlime: SurrogateExplanation
+    activation: np.ndarray | None = None
+    activation_title: str = "Activation"
+
+
+def compare_black_boxes(names: Sequence[str], image: np.ndarray, num_samples: int, seed: int = 0,
+                        device: str = "auto", reuse: Mapping[str, tuple[ModelBundle, Neighborhood]] | None = None
+                        ) -> list[Comparison]:
+    """G-2: LIME and GradLIME of each black box's top class on ``image`` (the default Grad-CAM layer of each).
+    ``reuse`` maps a model name to a bundle and neighbourhood already sampled, which are used as they are."""
+    reuse = dict(reuse or {})
+    rows = []
+    for name in names:
+        bundle, hood = reuse.get(name) or (None, None)
+        if bundle is None:
+            bundle = load_model(name, device=device)
+            hood = sample_neighborhood(bundle, image, num_samples=num_samples, seed=seed)
+        c = hood.top_label
+        cam = gradcam(bundle, image, c)
+        rows.append(Comparison(image, f"Original - {name}: {c}", c, explain_lime(hood, c),
+                               explain_gradlime(hood, c, cam.heatmap), cam.layer_maps[bundle.cam_layers[0]]))
+    return rows
+
+
+def compare_layers(hood: Neighborhood, label: int, cams: Mapping[str, object]) -> list[Comparison]:
+    """G-3: GradLIME with the Grad-CAM of each layer (``cams``: layer -> :class:`GradCamResult`) beside LIME."""
+    lime = explain_lime(hood, label)
+    image = hood.image
+    rows = []
+    for layer, cam in cams.items():
+        raw = cam.layer_maps[layer]
+        rows.append(Comparison(image, f"Original - {layer}", label, lime, explain_gradlime(hood, label, cam.heatmap),
+                               raw, f"Activation {raw.shape[0]}×{raw.shape[1]}"))
+    return rows
+
+
+def compare_images(bundle: ModelBundle, hoods: Mapping[str, Neighborhood]) -> list[Comparison]:
+    """G-4: LIME and GradLIME of each photo's top class (``hoods``: photo name -> its neighbourhood)."""
+    rows = []
+    for name, hood in hoods.items():
+        c = hood.top_label
+        cam = gradcam(bundle, hood.image, c).heatmap
+        rows.append(Comparison(hood.image, f"Original - {bundle.name}: {c}", c, explain_lime(hood, c),
+                               explain_gradlime(hood, c, cam)))
+    return rows
+
+
+def plot_comparison(rows: Sequence[Comparison], title: str = "", path=None, curves: bool = False):
+    """The GradLIME paper's figure grid: per row the photo, the layer's activation (when the rows carry one), LIME
+    and GradLIME over all superpixels (green for, red against), and with ``curves`` the weights per superpixel
+    (LIME's b, GradLIME's w as the repository plots it, and b = a·w). Saved as PNG and PDF to ``path``."""
+    import matplotlib.pyplot as plt
+
+    columns = ["image"] + (["activation"] if rows and rows[0].activation is not None else []) + \
+        ["lime", "gradlime"] + (["curves"] if curves else [])
+    fig, axes = plt.subplots(len(rows), len(columns), figsize=(2.8 * len(columns) + 0.2, 2.9 * len(rows)),
+                             squeeze=False)
+    for r, row in enumerate(rows):
+        for ax, column in zip(axes[r], columns):
+            m = len(row.lime.coef)
+            if column == "image":
+                ax.imshow(row.image); ax.set_title(row.title, fontsize=9); ax.set_axis_off()
+            elif column == "activation":
+                ax.imshow(row.activation); ax.set_title(row.activation_title, fontsize=9); ax.set_axis_off()
+            elif column in ("lime", "gradlime"):
+                show_explanation(ax, getattr(row, column), row.image, m, positive_only=False,
+                                 title="LIME" if column == "lime" else "GradLIME (ours)")
+            else:
+                ids = np.arange(m)
+                ax.plot(ids, row.lime.coef, label="LIME b", lw=1.2)
+                ax.plot(ids, row.gradlime.surrogate_coef, label="GradLIME w (repo's curve)", lw=1.2)
+                ax.plot(ids, row.gradlime.coef, "--", label="GradLIME b = a·w", lw=1)
+                ax.axhline(0, color="k", lw=0.5); ax.set_xlabel("superpixel id"); ax.legend(fontsize=7)
+                ax.set_title("Curves", fontsize=9)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    if path is not None:
+        save_figure(fig, path)
+    return fig
+
+
+def comparison_record(row: Comparison) -> dict:
+    """What the chapter's JSON keeps of one G-4 row: the class and the three weight curves."""
+    return {"label": row.label, "lime": row.lime.coef.tolist(), "gradlime_w": row.gradlime.surrogate_coef.tolist(),
+            "gradlime_b": row.gradlime.coef.tolist()}
