@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 JB := $(VENV)/bin/jupyter-book
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: book book-student test rehearse check-site vendor clean venv-book venv-test
+.PHONY: book book-student test test-fast rehearse check-site vendor clean venv-book venv-test
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,10 @@ test: $(VENV)/.installed-test $(VENV)/.installed-book  # the book extra: the stu
 # The paper profile of every chapter, on the CPU, against tiny fixtures in the real layouts (book/reproducing.md).
 rehearse: $(VENV)/.installed-book
 	TQDM_DISABLE=1 PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m gradlime_utils.rehearse --out _build/rehearsal
+
+# The unit tests without chapter runs, book builds and trainings (tests marked slow): a few minutes.
+test-fast: $(VENV)/.installed-test
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m pytest -m "not slow"
 
 $(CHROMIUM):
 	@echo "Installing Debian's chromium for the site check"

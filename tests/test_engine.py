@@ -26,6 +26,7 @@ def test_onnxruntime_matches_pytorch_on_photos_and_perturbed_images(lite0, photo
     assert (p_fast.argmax(1) == p_ref.argmax(1)).all()
 
 
+@pytest.mark.slow
 def test_lime_and_gradlime_keep_their_top_superpixels_with_the_fast_engine(photos):
     from gradlime_utils.gradcam import gradcam
     from gradlime_utils.surrogate import explain_gradlime, explain_lime

@@ -131,6 +131,7 @@ def shapes_bundle():
     return train_shapes_cnn(train, test, device="cpu", progress=False), test.subset(np.arange(8))
 
 
+@pytest.mark.slow
 def test_shapes_cnn_learns_the_benchmark(shapes_bundle):
     bundle, _ = shapes_bundle
     assert bundle.info["test_accuracy"] > 0.95 and bundle.info["n_test"] == 100
@@ -139,6 +140,7 @@ def test_shapes_cnn_learns_the_benchmark(shapes_bundle):
 # --- faithfulness / complexity through Quantus, on a real model ------------------------------------------
 
 
+@pytest.mark.slow
 def test_baselines_and_metrics_run_and_failures_are_recorded_with_a_reason(shapes_bundle, lite0):
     bundle, test = shapes_bundle
     maps = baseline_attributions(bundle, test.images, test.labels, seed=0)

@@ -58,6 +58,7 @@ def everything(html: Path) -> str:
     return "\n".join(p.read_text(errors="ignore") for p in html.rglob("*") if p.is_file())
 
 
+@pytest.mark.slow
 def test_student_edition_has_no_solutions_and_instructor_edition_folds_them(tmp_path):
     instructor = build(tmp_path, "instructor")
     assert "SECRET-ANSWER-FOUR" in (instructor / "intro.html").read_text()

@@ -123,6 +123,7 @@ def test_non_finite_checkpoint_is_retrained(mnist_bundle, small_train):
     assert all(torch.isfinite(p).all() for p in again.models[2.0].parameters())
 
 
+@pytest.mark.slow
 def test_mnist_cnn_cache_is_keyed_by_its_training_data(monkeypatch):
     import gradlime_utils.datasets as datasets
     from gradlime_utils.mnist_cnn import load_or_train_mnist_cnn

@@ -66,6 +66,7 @@ print(json.dumps({"coef": e.coef.tolist(), "data": nb.data.sum().item(), "seg": 
 """
 
 
+@pytest.mark.slow
 def test_same_seed_gives_the_same_explanation_bit_for_bit_in_a_fresh_process(mnist_bundle):
     runs = [json.loads(subprocess.run([sys.executable, "-c", DETERMINISM_SCRIPT], capture_output=True, text=True,
                                       check=True).stdout.strip().splitlines()[-1]) for _ in range(2)]

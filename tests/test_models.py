@@ -130,6 +130,7 @@ def test_mnist_cnn_trains_to_high_accuracy_and_uses_relu_modules(mnist_bundle):
     assert acc == pytest.approx(mnist_bundle.info["test_accuracy"])
 
 
+@pytest.mark.slow
 def test_mnist_cnn_is_cached_and_a_corrupt_cache_is_retrained(mnist_bundle):
     again = gu.load_model("mnist_cnn", device="cpu", progress=False)
     assert again.info["cached"] is True

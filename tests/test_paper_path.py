@@ -88,7 +88,8 @@ def test_the_evaluation_chapter_at_paper_scale_needs_imagenet_or_says_how(tmp_pa
     assert photo_sources("quick", ["chelsea"]) == ["chelsea"]
 
 
-def test_gradient_batches_fit_the_memory_of_224_pixel_images():
+def test_gradient_batches_fit_the_memory_of_224_pixel_images(monkeypatch):
+    from gradlime_utils import attributions
     from gradlime_utils.attributions import attribution_maps, images_per_batch
 
     assert images_per_batch(torch.zeros(1, 3, 224, 224)) == 8  # 512 photos x 50 IG steps would need 30-100 GB
@@ -97,8 +98,10 @@ def test_gradient_batches_fit_the_memory_of_224_pixel_images():
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1),
                                 torch.nn.Flatten(), torch.nn.Linear(4, 2)).eval()
-    x = torch.rand(10, 3, 224, 224)
-    batched = attribution_maps(model, x, 1, "integrated_gradients")  # two batches of 8 and 2
+    x = torch.rand(10, 3, 32, 32)
+    monkeypatch.setitem(attributions.PIXEL_BUDGET, "cpu", 3 * 32 * 32)  # batches of 3, 3, 3 and 1 images
+    assert images_per_batch(x) == 3
+    batched = attribution_maps(model, x, 1, "integrated_gradients")
     single = torch.cat([attribution_maps(model, x[i:i + 1], 1, "integrated_gradients") for i in range(10)])
     assert torch.allclose(batched, single, atol=1e-6)
 

@@ -33,6 +33,7 @@ def book(tmp_path):
     return nbs, tmp_path / "results"
 
 
+@pytest.mark.slow
 def test_two_workers_merge_in_point_order_whatever_the_completion_order(book, capsys):
     nbs, out = book
     code = main(["--notebooks", str(nbs), "--out", str(out), "--chapter", "01_toy", "--profile", "smoke",
@@ -49,6 +50,7 @@ def test_two_workers_merge_in_point_order_whatever_the_completion_order(book, ca
         assert manifest["parameters"]["scale"] == p["point"]["scale"] and manifest["status"] == "ok"
 
 
+@pytest.mark.slow
 def test_a_failing_point_is_reported_and_the_others_are_merged(book, capsys):
     nbs, out = book
     code = main(["--notebooks", str(nbs), "--out", str(out), "--chapter", "01_toy", "--profile", "smoke",
@@ -79,6 +81,7 @@ def test_bad_sweeps_fail_before_anything_runs(book, capsys):
     assert point_id({"b": 1, "a": "x y"}) == 'a=-x-y-__b=1'
 
 
+@pytest.mark.slow
 def test_a_real_chapter_sweeps_over_seeds_on_two_workers(tmp_path):
     out = tmp_path / "results"
     assert main(["--chapter", "05_evolime", "--profile", "smoke", "--device", "cpu", "--out", str(out),
