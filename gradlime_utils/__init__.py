@@ -13,8 +13,8 @@ from .hull_metrics import convex_hull_mask, relative_complexity, relative_sensit
 from .images import SAMPLE_IMAGES, load_image
 from .models import MODEL_NAMES, ModelBundle, imagenet_class_names, load_model
 from .neighborhood import SEGMENTATIONS, Neighborhood, sample_neighborhood, segment_image
-from .runtime import (DEVICES, PROFILES, by_profile, check_profile, environment_report, resolve_device, write_rows,
-                      set_seed)
+from .runtime import (DEVICES, PROFILES, by_profile, check_profile, environment_report, resolve_device, write_json,
+                      write_rows, set_seed)
 from .stability import (StabilityCurve, describe_stability, plot_stability, seeded_neighborhoods, stability_curve, stability_study,
                         stability_summary)
 from .surrogate import MODES, SurrogateExplanation, explain_gradlime, explain_lime, superpixel_activation
@@ -32,5 +32,5 @@ __all__ = [
     "explain_gradlime", "explain_lime", "gradcam", "imagenet_class_names", "load_binary_dataset",
     "load_checkpoint", "load_image", "load_model", "mnist_arrays", "resolve_device", "sample_neighborhood",
     "segment_image", "set_seed", "slider_figure", "stability_curve", "StabilityCurve", "stability_study", "stability_summary", "seeded_neighborhoods",
-    "plot_stability", "describe_stability", "write_rows", "superpixel_activation",
+    "plot_stability", "describe_stability", "write_json", "write_rows", "superpixel_activation",
 ]

@@ -121,6 +121,28 @@ def environment_report(device: str | torch.device = "auto") -> dict[str, Any]:
     return report
 
 
+def _jsonable(value):
+    """JSON's fallback for what it cannot write: NumPy scalars and arrays as numbers and lists, anything else
+    numeric as a float, the rest as text."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def write_json(path, data) -> None:
+    """Write ``data`` to ``path`` as indented JSON (NumPy values converted); returns nothing, so a chapter cell
+    that ends with it prints nothing."""
+    import json
+    from pathlib import Path
+
+    Path(path).write_text(json.dumps(data, indent=1, default=_jsonable))
+
+
 def write_rows(folder, stem: str, rows: list[dict]) -> None:
     """Write result rows as ``stem.json`` (exact) and ``stem.csv`` (for spreadsheets and sweep merges: lists
     joined with ";", commas in text replaced by ";")."""

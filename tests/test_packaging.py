@@ -77,3 +77,19 @@ def test_every_chapter_opens_on_colab_with_the_same_first_cell(repo_root):
                       if colab.TAG not in c["metadata"].get("tags", [])]}
     assert not colab.has_colab_cell(bare) and colab.has_colab_cell(colab.with_colab_cell(bare))
     assert colab.with_colab_cell(colab.with_colab_cell(bare)) == colab.with_colab_cell(bare)  # never twice
+
+
+def test_chapter_code_cells_stay_short(repo_root):
+    """Notebooks tell the story, the package does the work: no code cell over 20 lines, at most a handful over
+    15 (the parameter cells among them). The assertion message lists the longest."""
+    import json
+
+    lengths = []
+    for path in sorted((repo_root / "notebooks").glob("*.ipynb")):
+        for i, cell in enumerate(json.loads(path.read_text())["cells"]):
+            if cell["cell_type"] == "code":
+                lengths.append((len("".join(cell["source"]).splitlines()), f"{path.stem} cell {i}"))
+    lengths.sort(reverse=True)
+    report = ", ".join(f"{where}: {n}" for n, where in lengths[:8])
+    assert lengths[0][0] <= 20, f"longest code cells: {report}"
+    assert sum(n > 15 for n, _ in lengths) <= 6, f"longest code cells: {report}"
