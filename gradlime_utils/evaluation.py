@@ -2,7 +2,7 @@
 
 Every explanation becomes a per-pixel attribution map the same way before Quantus sees it. For LIME and
 GradLIME that is :func:`superpixel_attribution` (each pixel carries its superpixel's surrogate weight); the
-GradLIME repository's own conversion (:func:`repo_markboundaries_attribution`, METHODS 2.6) is kept only as a
+GradLIME repository's own conversion (:func:`repo_markboundaries_attribution`, from its evaluation scripts) is kept only as a
 labelled reproduction column, because it mostly measures image brightness.
 
 Faithfulness is scored by :mod:`gradlime_utils.faithfulness` (the same computations as Quantus 0.6, on
@@ -110,7 +110,7 @@ def superpixel_attribution(explanation: SurrogateExplanation, num_features: int 
 
 def repo_markboundaries_attribution(explanation: SurrogateExplanation, image: np.ndarray, num_features: int = 20,
                                     positive_only: bool = True) -> np.ndarray:
-    """The GradLIME repository's conversion (METHODS 2.6), for reproduction only.
+    """The GradLIME repository's conversion (its ``MyFaithfulness.py`` evaluation script), for reproduction only.
 
     lime's ``ImageExplanation.get_image_and_mask(label, positive_only, num_features, hide_rest=False)``, then
     ``skimage.segmentation.mark_boundaries(temp / 255, mask)`` summed over RGB. With ``positive_only=True``

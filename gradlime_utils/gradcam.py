@@ -47,7 +47,7 @@ def gradcam(bundle: ModelBundle, image: np.ndarray, target: int, layers: Sequenc
     """Grad-CAM of ``target``'s logit at ``layers``, fused into one H×W map in [0, 1].
 
     Per layer: ReLU(sum_k alpha_k Gamma_k) with alpha_k the spatially averaged gradient (captum's
-    ``LayerGradCam``). Fusion (METHODS 2.2, the stock pytorch-grad-cam semantics): min-max each layer's
+    ``LayerGradCam``). Fusion (the GradLIME repository's, with the stock pytorch-grad-cam semantics): min-max each layer's
     map, resize it bilinearly to the image, average over layers, min-max again. Captum removes its hooks
     after every call, so nothing stays attached to the model.
     """

@@ -1,7 +1,7 @@
 """LIME heat maps (Farhood, Najafi, Saberi) and their comparison with Grad-CAM.
 
 A LIME heat map gives every pixel the importance of the superpixel it belongs to (MATLAB's ``imageLIME``
-``scoreMap``, METHODS 6.2). Two surrogates fit the same neighbourhood: the weighted ridge of LIME
+``scoreMap``). Two surrogates fit the same neighbourhood: the weighted ridge of LIME
 (``"linear"``: signed weights) and a weighted regression tree (``"tree"``, MATLAB's default: impurity-based
 feature importances, never negative). The comparison tools (rank agreement, top-region IoU, occlusion of the
 top superpixel, deletion and insertion curves) work on any per-pixel map, so Grad-CAM goes through the same code.
@@ -162,7 +162,7 @@ def _fill_image(image: np.ndarray, fill) -> np.ndarray:
 
 @dataclass
 class OcclusionResult:
-    """Occluding the top superpixel(s) vs random ones (METHODS 6.3 iii)."""
+    """Occluding the top superpixel(s) vs random ones (the sensitivity test of our reconstructed protocol)."""
 
     label: int
     p_original: float
