@@ -128,7 +128,7 @@ def _plain_gradient(model: nn.Module, inputs: torch.Tensor, targets) -> torch.Te
 
 def attribution_maps(model: nn.Module, inputs: torch.Tensor, targets, method: str,
                      batch_size: int = 64, reference: torch.Tensor | None = None) -> torch.Tensor:
-    """2-D importance maps E = sum over channels of |attribution| (N×H×W), computed ``batch_size`` images at a time
+    """2-D importance maps E = sum over channels of ``|attribution|`` (N×H×W), computed ``batch_size`` images at a time
     (fewer for large images: :func:`images_per_batch`).
 
     ``reference``: x̄ of Gradient × Input and Integrated Gradients (see :func:`attribute`, :func:`baseline_input`).

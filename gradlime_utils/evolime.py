@@ -76,7 +76,7 @@ def evolve_explanation(bundle: ModelBundle, image: np.ndarray, segments: np.ndar
     """Evolve a superpixel mask that maximises the probability of ``target`` (default: the predicted class).
 
     Every generation is evaluated as one batch through ``bundle.predict_proba``. Fitness ties are broken
-    towards fewer superpixels; ``parsimony`` (lambda) subtracts lambda * |s| / M as an ablation knob.
+    towards fewer superpixels; ``parsimony`` (lambda) subtracts ``lambda * |s| / M`` as an ablation knob.
     """
     image = np.asarray(image)
     segments = check_segments(segments, image.shape[:2])

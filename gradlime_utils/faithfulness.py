@@ -265,7 +265,7 @@ class PerturbationScorer:
         return np.asarray(scores, dtype=float)
 
     def monotonicity_correlation(self, maps, features_in_step: int = 3136, nr_samples: int = 10) -> np.ndarray:
-        """Spearman correlation between |map| sums and the output variance when steps are filled with noise."""
+        """Spearman correlation between ``|map|`` sums and the output variance when steps are filled with noise."""
         quantus = _quantus()
         maps = self._maps(maps)
         step = check_int("features_in_step", features_in_step, 1)
@@ -400,8 +400,8 @@ def random_maps(kind: str, count: int, shape: tuple, segments: Sequence[np.ndarr
 
     ``"uniform"``: i.i.d. U(0, 1) pixels (Quantus' random control). ``"superpixel"``: one N(0, 1) value per
     segment of each image's ``segments`` (the granularity of LIME's maps), and, given ``keep``, only the
-    ``keep`` segments of largest |value| non-zero, as LIME's maps keep their top features; ``positive`` takes
-    |value| (for maps that keep only positive evidence).
+    ``keep`` segments of largest ``|value|`` non-zero, as LIME's maps keep their top features; ``positive`` takes
+    ``|value|`` (for maps that keep only positive evidence).
     """
     if kind not in RANDOM_MAP_KINDS:
         raise ValueError(f"kind must be one of {RANDOM_MAP_KINDS}, got {kind!r}")

@@ -114,7 +114,7 @@ def supplementary_mask(orig_hull, gad_hull) -> np.ndarray:
 
 def relative_sensitivity(bundle: ModelBundle, images: np.ndarray, masks: np.ndarray, targets,
                          occlusion: str = "black") -> np.ndarray:
-    """GAD Eq. 2: RS = |N_a(I) - N_a(I ⊙ (1 - M))| / sum(M), per image.
+    """GAD Eq. 2: ``RS = |N_a(I) - N_a(I ⊙ (1 - M))| / sum(M)``, per image.
 
     N_a is the *logit* of class a of the original network; the masked pixels are set to ``occlusion``
     (:data:`OCCLUSIONS`: "black", the GAD author's choice, or mid-"grey") in raw pixel space before

@@ -1,7 +1,7 @@
 """NormLIME (Ahern et al.): class-specific global importance aggregated from many local LIME explanations.
 
 Each local explanation's weights are normalised as in Baidu's implementation (InterpretDL / PaddleX, from the
-paper's institution): omega_j = w_j**2 / sum_k |w_k| (|w| times its share of the L1 mass; the sign is dropped).
+paper's institution): ``omega_j = w_j**2 / sum_k |w_k|`` (``|w|`` times its share of the L1 mass; the sign is dropped).
 Every local feature is mapped to a global feature id, and NormLIME_y(g) is the mean of omega over all
 occurrences of g in explanations of label y (0 where g never occurs).
 """

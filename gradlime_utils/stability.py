@@ -13,7 +13,7 @@ from .surrogate import SurrogateExplanation, explain_lime
 
 
 def jaccard(a, b) -> float:
-    """|A ∩ B| / |A ∪ B| of two sets of superpixel ids (1 when both are empty)."""
+    """``|A ∩ B| / |A ∪ B|`` of two sets of superpixel ids (1 when both are empty)."""
     a, b = set(map(int, a)), set(map(int, b))
     return 1.0 if not a | b else len(a & b) / len(a | b)
 

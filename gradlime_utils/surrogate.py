@@ -149,7 +149,7 @@ def explain_gradlime(neighborhood: Neighborhood, label: int, cam: np.ndarray, mo
     """GradLIME on the shared neighbourhood.
 
     ``mode="feature"``: Eq. 9, the weighted ridge (alpha 1) on S = Z' diag(a); ``coef`` = b = a * w.
-    ``mode="importance"``: the repository's v2 default: LIME's fit on Z', superpixels ranked by |b| * a.
+    ``mode="importance"``: the repository's v2 default: LIME's fit on Z', superpixels ranked by ``|b| * a``.
     ``mode="none"``: plain LIME.
     ``cam`` is an H×W Grad-CAM map (see :func:`gradlime_utils.gradcam`) or a per-superpixel vector a.
     """
