@@ -29,11 +29,11 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 
 from .models import QUERY_LOG_ENV
 from .runtime import DEVICES, PROFILES
+from .runtime import package_versions as versions_of
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 REPO_DIR = PACKAGE_DIR.parent
@@ -118,13 +118,8 @@ def code_hash(notebook: Path) -> str:
 
 
 def package_versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for name in VERSIONED:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = "not installed"
-    return out
+    """Python's version and those of :data:`VERSIONED` (what a manifest records and a rerun compares)."""
+    return {"python": platform.python_version(), **versions_of(VERSIONED)}
 
 
 def git_commit() -> dict:
@@ -139,11 +134,13 @@ def git_commit() -> dict:
 
 
 def resolved_device(device: str) -> str:
-    import torch
+    """``runtime.resolve_device`` for the command line: the device's type, or a :class:`ReproduceError`."""
+    from .runtime import resolve_device
 
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ReproduceError("--device cuda was asked for, but torch sees no CUDA device; use --device cpu or auto")
-    return ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+    try:
+        return resolve_device(device).type
+    except ValueError as exc:
+        raise ReproduceError(f"--device {device}: {exc}") from exc
 
 
 def device_record(device: str) -> dict:

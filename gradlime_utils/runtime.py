@@ -62,8 +62,8 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device='cuda' was requested but torch.cuda.is_available() is False; "
-                         "use device='cpu' or 'auto'")
+        raise ValueError("device='cuda' was requested but torch sees no CUDA device (torch.cuda.is_available() is "
+                         "False); use device='cpu' or 'auto'")
     return torch.device(device)
 
 
