@@ -17,7 +17,7 @@ import numpy as np
 from .models import ModelBundle
 from .neighborhood import Neighborhood, check_rgb_image, render_masks
 from .surrogate import _check_label, explain_lime, superpixel_means
-from .validation import check_finite, check_int
+from .validation import check_finite, check_int, ranking
 
 SURROGATES = ("linear", "tree")
 
@@ -40,7 +40,7 @@ class LimeHeatmap:
     @property
     def ranking(self) -> np.ndarray:
         """Superpixel ids by decreasing importance (ties broken by id)."""
-        return np.lexsort((np.arange(len(self.importance)), -self.importance))
+        return ranking(self.importance)
 
 
 def lime_heatmap(neighborhood: Neighborhood, label: int, surrogate: str = "linear", seed: int = 0,
@@ -213,7 +213,7 @@ def occlusion_sensitivity(model, image: np.ndarray, segments: np.ndarray, import
         label = int(np.argmax(base))
     elif not isinstance(label, (int, np.integer)) or not 0 <= label < len(base):
         raise ValueError(f"label must be a class index in [0, {len(base)}), got {label!r}")
-    top = np.lexsort((np.arange(m), -importance))[:top_k]
+    top = ranking(importance)[:top_k]
     rest = np.setdiff1d(np.arange(m), top)
     rng = np.random.default_rng(seed)
     masks = np.ones((1 + n_random, m), np.uint8)
@@ -418,7 +418,7 @@ def top_rank(values: np.ndarray, drops) -> int:
     values, drops = np.asarray(values, dtype=float), np.asarray(drops, dtype=float)
     if values.shape != drops.shape:
         raise ValueError(f"values {values.shape} and drops {drops.shape} must have one entry per superpixel")
-    top = int(np.lexsort((np.arange(len(values)), -values))[0])
+    top = int(ranking(values)[0])
     return int(1 + np.sum(drops > drops[top]))
 
 
@@ -526,7 +526,7 @@ def photo_study(bundle: ModelBundle, image: np.ndarray, n_features: int = 49, nu
     scan = occlusion_drops(bundle, image, segments, label, fill="blur")
     for name, values in (("linear", lin.importance), ("tree", tree.importance), ("gradcam", cam_values)):
         row[f"top_rank_{name}"] = top_rank(values, scan)
-    top = int(np.lexsort((np.arange(len(lin.importance)), -lin.importance))[0])
+    top = int(ranking(lin.importance)[0])
     row.update({"drop_top": float(scan.drops[top]), "drop_median": float(np.median(scan.drops)),
                 "flip_top": bool(scan.flips()[top]), "flips_any": int(scan.flips().sum()),
                 "label_after_top": bundle.class_names[int(scan.labels[top])]})

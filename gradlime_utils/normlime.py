@@ -12,7 +12,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .validation import check_finite, check_int
+from .validation import check_finite, check_int, ranking
 
 NORMALISATIONS = ("squared_over_l1", "l1")
 
@@ -50,7 +50,7 @@ class NormLime:
         if label not in self.importance:
             raise ValueError(f"label {label!r} has no explanation in this NormLIME; labels: {sorted(self.importance)}")
         imp = self.importance[label]
-        return np.lexsort((np.arange(len(imp)), -imp))
+        return ranking(imp)
 
 
 def aggregate(explanations: Sequence[LocalExplanation], num_features: int,
@@ -138,7 +138,7 @@ def ink_scores(images: np.ndarray, segments: np.ndarray) -> np.ndarray:
 def ranking_of(scores: np.ndarray) -> np.ndarray:
     """Feature ids by decreasing score (ties by id)."""
     scores = np.asarray(scores, dtype=float)
-    return np.lexsort((np.arange(len(scores)), -scores))
+    return ranking(scores)
 
 
 def kar_accuracy(x_train, y_train, x_test, y_test, segments, ranking, fractions, seeds, epochs: int = 3,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .neighborhood import Neighborhood
-from .validation import as_heatmap
+from .validation import as_heatmap, ranking
 
 MODES = ("feature", "importance", "none")
 
@@ -41,7 +41,7 @@ class SurrogateExplanation:
     @property
     def ranking(self) -> np.ndarray:
         """Superpixel ids by decreasing importance (ties broken by id)."""
-        return np.lexsort((np.arange(len(self.importance)), -self.importance))
+        return ranking(self.importance)
 
     def weight_map(self) -> np.ndarray:
         """Per-pixel map: each pixel carries its superpixel's ``coef``."""

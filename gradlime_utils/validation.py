@@ -67,3 +67,9 @@ def as_heatmap(value: Any, name: str = "heatmap") -> np.ndarray:
     """A 2-D map; a result object carrying ``.heatmap`` (e.g. :class:`GradCamResult`) is accepted for it."""
     value = getattr(value, "heatmap", value)
     return check_finite(name, np.asarray(value, dtype=float))
+
+
+def ranking(values) -> np.ndarray:
+    """Indices of ``values`` from the largest to the smallest, ties in index order (the one ranking rule of the
+    package: LIME's superpixels, NormLIME's features, heat-map superpixels)."""
+    return np.argsort(-np.asarray(values, dtype=float), kind="stable")

@@ -62,3 +62,12 @@ def test_smoothgrad_and_vargrad_maps(mnist_bundle):
     assert not np.allclose(sg.numpy(), vg.numpy())
     with pytest.raises(ValueError, match="kind must be one of"):
         noise_tunnel_maps(mnist_bundle.model, x, [0, 1], "integrated")
+
+
+def test_one_ranking_rule_largest_first_ties_in_index_order():
+    import numpy as np
+
+    from gradlime_utils.validation import ranking
+
+    assert ranking([0.2, 0.5, 0.2, -1.0, 0.5]).tolist() == [1, 4, 0, 2, 3]
+    assert ranking([np.nan, 1.0, 0.0]).tolist() == [1, 2, 0]  # NaN last, as numpy sorts it
