@@ -539,7 +539,10 @@ HEATMAP_METHODS = ("LIME linear", "LIME tree", "Grad-CAM")
 
 def study_frames(rows: list[dict]):
     """Three DataFrames for the chapter: insertion / deletion areas with their percentiles among random maps,
-    agreement with permutation p-values, and occlusion ranks with the surrogates' R²."""
+    agreement with permutation p-values, and occlusion ranks with the surrogates' R²; indexed by model and image.
+
+    The first table's columns are (insertion or deletion, method), so that its headers stay short enough for the
+    book's column."""
     import pandas as pd
 
     faith, agree, occl = [], [], []
@@ -548,11 +551,11 @@ def study_frames(rows: list[dict]):
         cell = {}
         for metric in ("insertion", "deletion"):
             for m in HEATMAP_METHODS:
-                cell[f"{metric} {m}"] = (f"{r[f'{metric} {m}']:.2f} ({100 * r[f'{metric} pct superpixel {m}']:.0f}/"
-                                         f"{100 * r[f'{metric} pct smooth {m}']:.0f})")
+                cell[(metric, m)] = (f"{r[f'{metric} {m}']:.2f} ({100 * r[f'{metric} pct superpixel {m}']:.0f}/"
+                                     f"{100 * r[f'{metric} pct smooth {m}']:.0f})")
             lo = r[f"{metric} null superpixel"]
-            cell[f"{metric} random (superpixel)"] = f"{lo[0]:.2f} [{lo[1]:.2f}, {lo[2]:.2f}]"
-        faith.append({**key, **cell})
+            cell[(metric, "random (superpixel)")] = f"{lo[0]:.2f} [{lo[1]:.2f}, {lo[2]:.2f}]"
+        faith.append(cell)
         agree.append({**key, **{f"{s} {n}/GC": f"{r[k]:.2f} (p = {r[k + '_p']:.3f})" for n in ("linear", "tree")
                                 for s, k in (("rho", f"rho_{n}_gradcam"), ("IoU", f"iou20_{n}_gradcam"))},
                       "rho lin/tree": f"{r['rho_linear_tree']:.2f}"})
@@ -561,7 +564,10 @@ def study_frames(rows: list[dict]):
                      "label flips (any superpixel)": r["flips_any"],
                      "R² linear in/out": f"{r['linear_r2']:.2f} / {r['linear_r2_holdout']:.2f}",
                      "R² tree in/out": f"{r['tree_r2']:.2f} / {r['tree_r2_holdout']:.2f}"})
-    return pd.DataFrame(faith), pd.DataFrame(agree), pd.DataFrame(occl)
+    index = pd.MultiIndex.from_tuples([(r["model"], r["image"]) for r in rows], names=["model", "image"])
+    faith = pd.DataFrame(faith, index=index)
+    faith.columns = pd.MultiIndex.from_tuples(faith.columns)  # insertion / deletion over the methods
+    return (faith, *(pd.DataFrame(rows).set_index(["model", "image"]) for rows in (agree, occl)))
 
 
 def describe_study(rows: list[dict]) -> list[str]:

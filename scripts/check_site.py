@@ -2,7 +2,9 @@
 
 Per page: every <img> loaded, zero console errors, zero failed requests, zero requests leaving
 127.0.0.1, no traceback or error output in executed cells, math typeset where there is math, widgets
-rendered where there are widgets. One screenshot per page. Exit status 1 if any page fails.
+rendered where there are widgets, and nothing hidden past the text column at 1280 px: no table and no
+printed output or shell command wider than the column (Python code blocks may scroll; their count is
+reported). One screenshot per page. Exit status 1 if any page fails.
 """
 from __future__ import annotations
 
@@ -52,6 +54,28 @@ def pages(root: Path) -> list[Path]:
     return sorted(p for p in root.rglob("*.html") if not SKIP_DIRS.intersection(p.relative_to(root).parts))
 
 
+# Sphinx's generated indexes lay out their own multi-column tables.
+WIDTH_EXEMPT = {"genindex.html", "py-modindex.html", "search.html"}
+WIDTH_PROBE = """() => {
+  const art = document.querySelector('article.bd-article') || document.querySelector('article') || document.body;
+  const box = art.getBoundingClientRect();
+  const edge = box.right - parseFloat(getComputedStyle(art).paddingRight);
+  const text = e => e.innerText.replace(/\\s+/g, ' ').trim().slice(0, 60);
+  const wide = [];
+  for (const t of art.querySelectorAll('table')) {
+    if (t.offsetParent === null) continue;
+    const past = Math.max(t.getBoundingClientRect().right - edge, t.parentElement.scrollWidth - t.parentElement.clientWidth);
+    if (past > 1) wide.push(`table ${Math.round(past)} px past the column: ${text(t)}`);
+  }
+  let code = 0;
+  for (const p of art.querySelectorAll('pre')) {
+    if (p.offsetParent === null || p.scrollWidth - p.clientWidth <= 1) continue;
+    if (p.closest('.cell_input, .highlight-python, .highlight-ipython3')) { code += 1; continue; }
+    wide.push(`output or command ${p.scrollWidth - p.clientWidth} px past the column: ${text(p)}`);
+  }
+  return {wide, code};
+}"""
+
 VISIBLE_WIDGET_IMAGES = """() => [...document.querySelectorAll('img.widget-image, .widget-image img, .jupyter-widgets img')]
     .filter(i => i.offsetParent !== null && i.getBoundingClientRect().width > 0).map(i => i.src)"""
 
@@ -80,7 +104,7 @@ def check_sliders(page) -> tuple[list[str], int]:
     return problems, handles.count()
 
 
-def check_page(browser, base: str, rel: str, shot: Path | None) -> list[str]:
+def check_page(browser, base: str, rel: str, shot: Path | None) -> tuple[list[str], int, int]:
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     problems: list[str] = []
     origin = urlparse(base).netloc
@@ -110,13 +134,16 @@ def check_page(browser, base: str, rel: str, shot: Path | None) -> list[str]:
         problems.append("math present but MathJax rendered nothing")
     if info["widgetViews"] and not info["widgetsRendered"]:
         problems.append(f"{info['widgetViews']} widget view(s) embedded but none rendered")
+    width = page.evaluate(WIDTH_PROBE)
+    if rel.split("/")[-1] not in WIDTH_EXEMPT:
+        problems += width["wide"]
     slider_problems, moved = check_sliders(page)
     problems += slider_problems
     if shot is not None:
         shot.parent.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(shot), full_page=True)
     page.close()
-    return problems, moved
+    return problems, moved, width["code"]
 
 
 def main(argv=None) -> int:
@@ -141,10 +168,11 @@ def main(argv=None) -> int:
             for path in all_pages:
                 rel = path.relative_to(args.html_dir).as_posix()
                 shot = args.screenshots / (rel.replace("/", "__")[:-5] + ".png") if args.screenshots else None
-                problems, moved = check_page(browser, base, rel, shot)
+                problems, moved, scrolling_code = check_page(browser, base, rel, shot)
                 if fnmatch.fnmatch(rel, args.require_sliders) and moved == 0:
                     problems.append("no slider moved: every chapter has at least one slider that must respond")
-                print(f"{'FAIL' if problems else 'ok  '} {rel}" + (f" ({moved} sliders moved)" if moved else ""))
+                notes = [f"{moved} sliders moved"] * bool(moved) + [f"{scrolling_code} code blocks scroll"] * bool(scrolling_code)
+                print(f"{'FAIL' if problems else 'ok  '} {rel}" + (f" ({', '.join(notes)})" if notes else ""))
                 for p in problems:
                     print(f"       {p}")
                 failures += bool(problems)

@@ -5,6 +5,7 @@ import sklearn.metrics
 import gradlime_utils as gu
 from gradlime_utils.heatmap import (deletion_insertion, lime_heatmap, occlusion_sensitivity, pixel_order,
                                     rank_agreement, top_fraction_mask, top_region_iou)
+from gradlime_utils import heatmap as hm
 from gradlime_utils.neighborhood import Neighborhood
 
 
@@ -159,3 +160,23 @@ def test_image_files_lists_a_folder_of_photos_and_rejects_bad_roots(tmp_path):
         gu.image_files(tmp_path / "empty")
     with pytest.raises(ValueError, match="limit must be"):
         gu.image_files(tmp_path / "fish", limit=0)
+
+
+def test_study_frames_index_by_model_and_image_and_group_the_curve_columns():
+    methods = hm.HEATMAP_METHODS
+    row = {"model": "m", "image": "chelsea", "M": 40, "rho_linear_tree": 0.8, "drop_top": 0.05, "drop_median": 0.01,
+           "flips_any": 0, "linear_r2": 0.5, "linear_r2_holdout": 0.4, "tree_r2": 0.8, "tree_r2_holdout": -0.1,
+           **{f"top_rank_{n}": 1 for n in ("linear", "tree", "gradcam")}}
+    for metric in ("insertion", "deletion"):
+        row[f"{metric} null superpixel"] = [0.5, 0.4, 0.6]
+        for m in methods:
+            row |= {f"{metric} {m}": 0.25, f"{metric} pct superpixel {m}": 0.9, f"{metric} pct smooth {m}": 1.0}
+    for n in ("linear", "tree"):
+        row |= {f"rho_{n}_gradcam": 0.3, f"rho_{n}_gradcam_p": 0.04, f"iou20_{n}_gradcam": 0.2,
+                f"iou20_{n}_gradcam_p": 0.5}
+    faith, agree, occl = hm.study_frames([row, row | {"image": "coffee", "insertion Grad-CAM": 0.75}])
+    for frame in (faith, agree, occl):
+        assert list(frame.index.names) == ["model", "image"] and len(frame) == 2
+    assert list(faith.columns.get_level_values(0).unique()) == ["insertion", "deletion"]
+    assert faith.loc[("m", "coffee"), ("insertion", "Grad-CAM")] == "0.75 (90/100)"
+    assert faith.loc[("m", "chelsea"), ("deletion", "random (superpixel)")] == "0.50 [0.40, 0.60]"
