@@ -14,6 +14,7 @@ against the hashes in the manifests, without rerunning anything.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import shutil
 import sys
@@ -35,6 +36,20 @@ def _json(folder: Path, name: str):
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+def _reads(name: str, needs: str | None = None):
+    """Decorator of the item formatters: the formatter gets the parsed result file ``name`` (a dict, or a list of
+    per-image rows); the item reads "" when the run wrote no such file, or one from before the key ``needs``
+    existed (in the dict, or in the first row)."""
+    def decorate(formatter):
+        @functools.wraps(formatter)
+        def read(folder: Path, *args) -> str:
+            data = _json(folder, name)
+            first = data[0] if isinstance(data, list) and data else data
+            return formatter(data, *args) if data and (needs is None or needs in first) else ""
+        return read
+    return decorate
+
+
 def _manifest_files(folder: Path) -> dict:
     try:
         return json.loads((folder / "manifest.json").read_text()).get("files", {})
@@ -51,10 +66,8 @@ def _figure(*names: str) -> Callable[[Path], str]:
     return read
 
 
-def _l1(folder: Path) -> str:
-    d = _json(folder, "lime_explanation.json")
-    if not d:
-        return ""
+@_reads("lime_explanation.json")
+def _l1(d: dict) -> str:
     return (f"{d['model']} on `{d['image']}`: {d['label_name']}, N = {d['num_samples']}, {d['num_superpixels']} "
             f"superpixels, surrogate R² {d['score']:.2f}")
 
@@ -144,10 +157,8 @@ def _evaluation_null(key: str, metrics: tuple[str, ...]) -> Callable[[Path], str
     return read
 
 
-def _localisation(folder: Path) -> str:
-    d = _json(folder, "evaluation_tables.json")
-    if not d or "localisation_models" not in d:
-        return ""
+@_reads("evaluation_tables.json", "localisation_models")
+def _localisation(d: dict) -> str:
     rows = {r["method"]: r for r in d["localisation"]}
     pick = [m for m in ("LIME", "GradLIME (feature)", "Grad-CAM", "guided backprop (GAD)") if m in rows]
     models = d["localisation_models"]
@@ -158,10 +169,8 @@ def _localisation(folder: Path) -> str:
                 f"`{r['checkpoint_sha256'][:12]}` {r['test_accuracy']:.2f}" for r in models))
 
 
-def _localisation_null(folder: Path) -> str:
-    d = _json(folder, "evaluation_tables.json")
-    if not d or "localisation_models" not in d:
-        return ""
+@_reads("evaluation_tables.json", "localisation_models")
+def _localisation_null(d: dict) -> str:
     rows = d["localisation"]
     above = [r["method"] for r in rows if r.get("PointingGame vs chance") == "above" and r["method"] != "Oracle (ground truth)"]
     lime, cam = ({r["method"]: r for r in rows}.get(m, {}).get("PointingGame seeds") for m in ("LIME", "Grad-CAM"))
@@ -181,10 +190,8 @@ def _stability_stats(d: dict, method: str, n: int, column: str) -> str:
     return f"{mean:.2f}" + (f" ± {half:.2f}" if half == half else "")
 
 
-def _stability(folder: Path) -> str:
-    d = _json(folder, "evaluation_tables.json")
-    if not d or "stability_summary" not in d:
-        return ""
+@_reads("evaluation_tables.json", "stability_summary")
+def _stability(d: dict) -> str:
     n = max(r["N"] for r in d["stability"])
     images = len({r["image"] for r in d["stability"]})
     cells = [f"{m} {_stability_stats(d, m, n, 'jaccard_seeds')} / {_stability_stats(d, m, n, 'agreement_top_k')}"
@@ -193,20 +200,16 @@ def _stability(folder: Path) -> str:
             + "; ".join(cells))
 
 
-def _stability_null(folder: Path) -> str:
-    d = _json(folder, "evaluation_tables.json")
-    if not d or "stability_summary" not in d:
-        return ""
+@_reads("evaluation_tables.json", "stability_summary")
+def _stability_null(d: dict) -> str:
     n = max(r["N"] for r in d["stability"])
     return (f"controls: Grad-CAM only (no samples) 1.00 / {_stability_stats(d, 'Grad-CAM only (no samples)', 0, 'agreement_top_k')}; "
             f"shuffled prior {_stability_stats(d, 'GradLIME (shuffled prior)', n, 'jaccard_seeds')} / "
             f"{_stability_stats(d, 'GradLIME (shuffled prior)', n, 'agreement_top_k')}")
 
 
-def _evolime_summary(folder: Path, kind: str) -> str:
-    rows = _json(folder, "evolime_runs.json")
-    if not rows or "budget" not in rows[0]:
-        return ""
+@_reads("evolime_runs.json", "budget")
+def _evolime_summary(rows: list[dict], kind: str) -> str:
     where = f"{rows[0]['model']} on {len(rows)} images, {rows[0]['runs']} runs each"
     if kind == "probability":
         return f"{where}: " + "; ".join(
@@ -229,10 +232,8 @@ def _evolime_summary(folder: Path, kind: str) -> str:
             f"random search's median: {reach[len(reach) // 2] if reach else 'never'} (median over runs)")
 
 
-def _kar(folder: Path) -> str:
-    d = _json(folder, "normlime_kar.json")
-    if not d:
-        return ""
+@_reads("normlime_kar.json")
+def _kar(d: dict) -> str:
     parts = []
     for name, acc in d["accuracy"].items():
         means = [sum(a) / len(a) for a in acc]
@@ -241,10 +242,8 @@ def _kar(folder: Path) -> str:
             + "; ".join(parts))
 
 
-def _kar_null(folder: Path) -> str:
-    d = _json(folder, "normlime_kar.json")
-    if not d or "comparison" not in d:
-        return ""
+@_reads("normlime_kar.json", "comparison")
+def _kar_null(d: dict) -> str:
     key = next(k for k in d["comparison"][0] if "−" in k)
     cells = []
     for r in d["comparison"]:
@@ -255,20 +254,16 @@ def _kar_null(folder: Path) -> str:
     return "; ".join(cells) + f"; pooled NormLIME vs LIME-average Spearman {s[0]:.2f} [{s[1]:.2f}, {s[2]:.2f}]"
 
 
-def _heatmap(folder: Path) -> str:
-    rows = _json(folder, "heatmap_results.json")
-    if not rows or "insertion LIME linear" not in rows[0]:
-        return ""
+@_reads("heatmap_results.json", "insertion LIME linear")
+def _heatmap(rows: list[dict]) -> str:
     mean = lambda k: sum(r[k] for r in rows) / len(rows)  # noqa: E731
     return (f"{len(rows)} photos: rho(LIME linear, Grad-CAM) {mean('rho_linear_gradcam'):.2f}, top-20% IoU "
             f"{mean('iou20_linear_gradcam'):.2f}; normalised insertion area LIME linear {mean('insertion LIME linear'):.3f} "
             f"vs Grad-CAM {mean('insertion Grad-CAM'):.3f}")
 
 
-def _heatmap_null(folder: Path) -> str:
-    rows = _json(folder, "heatmap_results.json")
-    if not rows or "insertion LIME linear" not in rows[0]:
-        return ""
+@_reads("heatmap_results.json", "insertion LIME linear")
+def _heatmap_null(rows: list[dict]) -> str:
     n = len(rows)
     rho = sum(r["rho_linear_gradcam_p"] < 0.05 for r in rows)
     iou = sum(r["iou20_linear_gradcam_p"] < 0.05 for r in rows)
@@ -280,19 +275,15 @@ def _heatmap_null(folder: Path) -> str:
             f"superpixel permutations (p < 0.05): rho {rho}/{n}, IoU {iou}/{n}")
 
 
-def _sensitivity(folder: Path) -> str:
-    rows = _json(folder, "heatmap_results.json")
-    if not rows or "top_rank_linear" not in rows[0]:
-        return ""
+@_reads("heatmap_results.json", "top_rank_linear")
+def _sensitivity(rows: list[dict]) -> str:
     ranks = sorted(r["top_rank_linear"] for r in rows)
     return (f"blur occlusion of every superpixel: LIME linear's top superpixel ranks {ranks} (1 = largest drop, of "
             f"~{rows[0]['M']}); label flips for some superpixel in {sum(r['flips_any'] > 0 for r in rows)}/{len(rows)}")
 
 
-def _sensitivity_null(folder: Path) -> str:
-    rows = _json(folder, "heatmap_results.json")
-    if not rows or "top_rank_linear" not in rows[0]:
-        return ""
+@_reads("heatmap_results.json", "top_rank_linear")
+def _sensitivity_null(rows: list[dict]) -> str:
     top = sum(r["drop_top"] for r in rows) / len(rows)
     med = sum(r["drop_median"] for r in rows) / len(rows)
     return (f"drop of LIME's top superpixel {top:.3f} vs the median superpixel's {med:.3f}; Grad-CAM's top "

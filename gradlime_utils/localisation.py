@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from .cache import atomic_torch_save, cache_dir, config_key, content_digest, load_checkpoint
+from .mnist_cnn import relu_conv_stack
 from .models import ModelBundle
 
 CLASS_SHAPES = ("cross", "disc")
@@ -111,11 +112,7 @@ class ShapesCNN(nn.Module):
 
     def __init__(self, num_classes: int = 2):
         super().__init__()
-        self.features = nn.Sequential(
-            nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(),
-        )
+        self.features = relu_conv_stack(3)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(64, num_classes)
 

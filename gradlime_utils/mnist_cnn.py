@@ -14,20 +14,26 @@ from .cache import atomic_torch_save, cache_dir, config_key, content_digest, loa
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
 
 
-class MnistCNN(nn.Module):
-    """Three conv blocks and a two-layer head.
+def relu_conv_stack(in_channels: int) -> nn.Sequential:
+    """The three conv blocks of the book's small CNNs (MNIST here, the shapes benchmark in
+    :mod:`gradlime_utils.localisation`): 16, 32 and 64 channels, max-pooling after the first two.
 
-    Every activation is an ``nn.ReLU`` *module* (never ``F.relu``), so captum's Guided
-    Backpropagation and Deconvolution, which rewrite ``nn.ReLU`` modules only, really apply.
+    Every activation is an ``nn.ReLU`` *module* (never ``F.relu``), so captum's Guided Backpropagation and
+    Deconvolution, which rewrite ``nn.ReLU`` modules only, really apply.
     """
+    return nn.Sequential(
+        nn.Conv2d(in_channels, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(),
+    )
+
+
+class MnistCNN(nn.Module):
+    """Three conv blocks (:func:`relu_conv_stack`, ``nn.ReLU`` modules throughout) and a two-layer head."""
 
     def __init__(self, num_classes: int = 2):
         super().__init__()
-        self.features = nn.Sequential(
-            nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(),
-        )
+        self.features = relu_conv_stack(1)
         self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(64 * 7 * 7, 64), nn.ReLU(),
                                         nn.Linear(64, num_classes))
 

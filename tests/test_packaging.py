@@ -93,3 +93,20 @@ def test_chapter_code_cells_stay_short(repo_root):
     report = ", ".join(f"{where}: {n}" for n, where in lengths[:8])
     assert lengths[0][0] <= 20, f"longest code cells: {report}"
     assert sum(n > 15 for n, _ in lengths) <= 6, f"longest code cells: {report}"
+
+
+def test_the_packages_data_files_are_declared_so_that_a_wheel_carries_them(repo_root):
+    declared = tomllib.loads((repo_root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    data = sorted(p.name for p in (repo_root / "gradlime_utils").iterdir() if p.is_file() and p.suffix != ".py")
+    assert data == sorted(declared["gradlime_utils"])
+
+
+def test_the_gad_papers_tables_load_from_their_data_file():
+    from gradlime_utils.gad_eval import PAPER_TABLE1, PAPER_TABLE2
+
+    assert set(PAPER_TABLE1) == set(PAPER_TABLE2) == {(d, m) for d in ("Cat×Dog", "Birds") for m in ("VGG", "ResNet")}
+    assert PAPER_TABLE1[("Cat×Dog", "VGG")]["Orig.1"] == [357, 0, 15, 4, 17]  # GAD, Table 1, first row
+    assert PAPER_TABLE2[("Birds", "ResNet")]["GAD 2"] == [0.05, 0.0048, 0.16, 1.04, 0.20]  # Table 2, last row
+    assert all(sorted(b) == ["GAD 1", "GAD 2", "Orig.1", "Orig.2"] for b in PAPER_TABLE1.values())
+    assert all(sorted(b) == ["GAD 1", "GAD 2", "Sup.1", "Sup.2"] for b in PAPER_TABLE2.values())
+    assert all(len(v) == 5 and all(0 <= x <= 512 for x in v) for b in PAPER_TABLE1.values() for v in b.values())
