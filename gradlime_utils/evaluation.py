@@ -24,17 +24,39 @@ works around through Quantus' public parameters and functions, without changing 
 """
 from __future__ import annotations
 
+import csv
 import warnings
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
+import pandas as pd
 import torch
+from skimage.segmentation import mark_boundaries
+from tqdm.auto import tqdm
 
-from .attributions import attribute, baseline_input, check_relu_modules, images_per_batch
+from .attributions import (
+    ATTRIBUTION_METHODS,
+    attribute,
+    attribution_maps,
+    baseline_input,
+    check_relu_modules,
+    images_per_batch,
+)
+from .cache import state_digest
+from .datasets import one_class_files
+from .gad import gad_map, train_support_models
+from .gradcam import gradcam
+from .localisation import oracle_map, train_shapes_cnn
 from .models import ModelBundle
+from .neighborhood import sample_neighborhood, segment_image
+from .paper import default_imagenet_val
+from .runtime import by_profile
+from .stability import stability_summary
+from .stats import mean_ci, paired_test  # re-exported: chapters and exercises import them from here
+from .surrogate import SurrogateExplanation, explain_gradlime, explain_lime
 from .validation import check_int, check_seed
-from .surrogate import SurrogateExplanation
 
 # name in our tables -> quantus.explain method (the GradLIME repository's short names in brackets)
 BASELINES = {
@@ -64,7 +86,7 @@ def _numpy_trapz_alias() -> None:
 
 def _quantus():
     _numpy_trapz_alias()
-    import quantus
+    import quantus  # lazy: heavy import
 
     return quantus
 
@@ -116,8 +138,7 @@ def repo_markboundaries_attribution(explanation: SurrogateExplanation, image: np
     ``skimage.segmentation.mark_boundaries(temp / 255, mask)`` summed over RGB. With ``positive_only=True``
     this is the image's brightness plus yellow boundary lines: it carries almost no explanation signal.
     """
-    from lime.lime_image import ImageExplanation
-    from skimage.segmentation import mark_boundaries
+    from lime.lime_image import ImageExplanation  # lazy: heavy import
 
     image = np.asarray(image)
     if image.shape[:2] != explanation.segments.shape:
@@ -208,7 +229,7 @@ def baseline_attributions(bundle: ModelBundle, images: np.ndarray, labels: Seque
 
 def _superpixel_kernel_shap(bundle: ModelBundle, x: np.ndarray, y: np.ndarray, reference: torch.Tensor,
                             segments: Sequence[np.ndarray], n_samples: int, seed: int) -> np.ndarray:
-    from captum.attr import KernelShap
+    from captum.attr import KernelShap  # lazy: heavy import
 
     if len(segments) != len(x):
         raise ValueError(f"segments must hold one superpixel map per image ({len(x)}), got {len(segments)}")
@@ -422,34 +443,6 @@ def score_many(maps, metrics: Mapping[str, object], labels: Sequence[int], masks
 # statistics and tables
 
 
-def mean_ci(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float]:
-    """Mean and the half-width of its ``confidence`` interval (Student t over images); NaN scores are dropped."""
-    from scipy import stats
-
-    v = np.asarray(values, dtype=float)
-    v = v[np.isfinite(v)]
-    if len(v) == 0:
-        return float("nan"), float("nan")
-    if len(v) == 1:
-        return float(v[0]), float("nan")
-    half = stats.t.ppf(0.5 + confidence / 2, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v))
-    return float(v.mean()), float(half)
-
-
-def paired_test(a: Sequence[float], b: Sequence[float]) -> float:
-    """Two-sided Wilcoxon signed-rank p-value for paired per-image scores (NaN when fewer than 6 pairs differ:
-    with n pairs the smallest attainable p is 2 / 2**n, so below 6 pairs it cannot reach 0.05)."""
-    from scipy.stats import wilcoxon
-
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    if a.shape != b.shape:
-        raise ValueError(f"paired scores need equal lengths, got {a.shape} and {b.shape}")
-    keep = np.isfinite(a) & np.isfinite(b) & (a != b)
-    if keep.sum() < 6:
-        return float("nan")
-    return float(wilcoxon(a[keep], b[keep]).pvalue)
-
-
 def summary_rows(scores: Mapping[str, Mapping[str, np.ndarray | Failed]], metrics: Sequence[str],
                  reference: str | None = None) -> list[dict]:
     """One row per method: mean, 95% CI half-width and (against ``reference``) the paired p-value per metric."""
@@ -506,12 +499,6 @@ def surrogate_maps(bundle: ModelBundle, images: np.ndarray, labels: Sequence[int
     mark_boundaries conversions "LIME (repo, both signs)", "LIME (repo, positive)", "GradLIME (repo, positive)")
     and the per-image ``(neighbourhood, cam, explanations)`` for further use (stability, figures).
     """
-    from tqdm.auto import tqdm
-
-    from .gradcam import gradcam
-    from .neighborhood import sample_neighborhood
-    from .surrogate import explain_gradlime, explain_lime
-
     images = np.asarray(images)
     labels = _labels(bundle, labels, len(images))
     maps: dict[str, list] = {k: [] for k in ("LIME", "GradLIME (feature)", "GradLIME (importance)",
@@ -546,14 +533,6 @@ def benchmark_maps(bundle: ModelBundle, images: np.ndarray, labels: Sequence[int
     the GAD chapter on the trained model ("Orig.") and, given ``support`` (trained support models), their GAD
     maps. A method that cannot run is :class:`Failed` with the reason.
     """
-    from tqdm.auto import tqdm
-
-    from .attributions import ATTRIBUTION_METHODS, attribution_maps
-    from .gad import gad_map
-    from .gradcam import gradcam
-    from .neighborhood import segment_image, sample_neighborhood
-    from .surrogate import explain_gradlime, explain_lime
-
     images = np.asarray(images)
     labels = _labels(bundle, labels, len(images))
     segments = segment_image(images[0], "grid", cell_size=cell_size)
@@ -663,8 +642,6 @@ def banded_frame(rows: Sequence[dict], metrics: Sequence[str], bands: Mapping[st
     """A DataFrame for the book: "mean ± CI" per cell, ▲ / ▼ where the mean lies above / below the chance band
     of the method's kind, * where the paired test against the reference gives p < 0.05; one "chance" row per
     random-map kind with the band's mean and [2.5%, 97.5%] interval; "n/a" or "failed" with the reason."""
-    import pandas as pd
-
     def cell(r, m):
         note = r.get(f"{m} note")
         if note:
@@ -713,12 +690,6 @@ def localisation_over_seeds(train_set, test_set, seeds: Sequence[int], epochs: i
     manifest and the ledger). Localisation mixes the model with the method, so a table from one training seed
     says as much about that model as about the methods.
     """
-    from tqdm.auto import tqdm
-
-    from .cache import state_digest
-    from .gad import train_support_models
-    from .localisation import oracle_map, train_shapes_cnn
-
     seeds = [check_seed(s) for s in seeds]
     if not seeds or len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds must be distinct and non-empty, got {seeds}")
@@ -750,10 +721,6 @@ def photo_sources(profile: str, image_names: Sequence[str], data_root=None, n_im
     style folder, as the paper profile uses, so Sufficiency is defined), else the named sample photos (two in
     ``smoke``). The paper profile without ``data_root`` reads ``$GRADLIME_DATA/imagenet_val`` (see
     :func:`gradlime_utils.paper.default_imagenet_val`) and stops with instructions when it is not there."""
-    from .datasets import one_class_files
-    from .paper import default_imagenet_val
-    from .runtime import by_profile
-
     if data_root is None and profile == "paper":
         data_root = default_imagenet_val()
         if not data_root.is_dir():
@@ -782,9 +749,6 @@ def score_records(scores: Mapping[str, Mapping[str, object]], image_names: Seque
 
 def write_score_csv(path, records: Sequence[dict]) -> None:
     """Write :func:`score_records` rows as CSV (commas inside notes become semicolons)."""
-    import csv
-    from pathlib import Path
-
     with Path(path).open("w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=["group", "method", "metric", "image", "score", "note"])
         writer.writeheader()
@@ -796,8 +760,7 @@ def localisation_chance(test_set, n_random: int, cell_size: int = 7, keep: int =
     """Random maps on the benchmark, scored by the localisation metrics: uniform pixels, and random *blocks* on
     the grid LIME uses there (``keep`` positive cells, as LIME's benchmark maps). Returns (scores, bands), each
     keyed by kind then metric. The maps do not depend on the model, so one set serves every training seed."""
-    from .faithfulness import RANDOM_MAP_KINDS, bands_by_metric, random_maps
-    from .neighborhood import segment_image
+    from .faithfulness import RANDOM_MAP_KINDS, bands_by_metric, random_maps  # cycle: faithfulness imports evaluation
 
     grid = segment_image(test_set.images[0], "grid", cell_size=cell_size)
     top_k = int(test_set.masks.sum(axis=(1, 2)).min()) if top_k is None else top_k
@@ -814,8 +777,6 @@ def localisation_chance(test_set, n_random: int, cell_size: int = 7, keep: int =
 def per_seed_frame(rows: Sequence[dict], metric: str, seeds: Sequence[int], digits: int = 2):
     """Methods × seeds: each training seed's image mean of ``metric`` (from :func:`seed_rows`), so a reader sees
     whether a ranking survives a retrain."""
-    import pandas as pd
-
     table = {r["method"]: {f"seed {s}": round(v, digits) for s, v in zip(seeds, r.get(f"{metric} seeds", []))}
              for r in rows}
     return pd.DataFrame.from_dict(table, orient="index")
@@ -871,10 +832,6 @@ def evaluation_results(*, model: str, images: Sequence[str], num_samples: int, s
                        bench_rows, loc_rows, runs, benchmark: dict, stability: Sequence[dict]) -> dict:
     """Everything the ledger and a reader need from the chapter, JSON-ready: the tables with their bands and
     verdicts, the checkpoint hash and accuracy of each benchmark model, and where the time went."""
-    from dataclasses import asdict
-
-    from .stability import stability_summary
-
     return {
         "model": model, "images": list(images), "num_samples": num_samples, "metric_settings": asdict(settings),
         "G-5": rows_for_json(g5), "G-6": rows_for_json(g6), "G-7": rows_for_json(g7),

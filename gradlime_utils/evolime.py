@@ -8,14 +8,17 @@ crossover 0.9, bit-flip 1/M, one elite) is a reconstruction chosen to match its 
 from __future__ import annotations
 
 import time
+import time as _time
 from dataclasses import dataclass, field
 
+import matplotlib.pyplot as plt
 import numpy as np
-
+import pandas as pd
 
 from .models import ModelBundle
-from .neighborhood import render_masks
-from .validation import check_hide_color, check_seed, check_segments
+from .neighborhood import render_masks, sample_neighborhood
+from .surrogate import explain_lime
+from .validation import check_hide_color, check_int, check_seed, check_segments
 
 
 def tournament_select(population: np.ndarray, fitness: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
@@ -163,8 +166,6 @@ def random_search(neighborhood, target: int, budget: int, draws: int = 30, seed:
     so it is exactly a random search with the GA's query budget; the draws overlap when ``budget`` is a large
     share of the neighbourhood, so their spread understates that of independent searches.
     """
-    from .validation import check_int
-
     budget, draws = check_int("budget", budget, 1), check_int("draws", draws, 1)
     p = np.asarray(neighborhood.predictions)[1:, int(target)]
     if budget > len(p):
@@ -208,11 +209,6 @@ def matched_null_study(bundle: ModelBundle, image: np.ndarray, segments: np.ndar
 
     Returns (row, GA results, LIME explanation at ``lime_samples``).
     """
-    import time as _time
-
-    from .neighborhood import sample_neighborhood
-    from .surrogate import explain_lime
-
     image = np.asarray(image)
     budget = ga_budget(population, generations)
     start = _time.perf_counter()
@@ -253,8 +249,6 @@ def null_frame(rows: list[dict]):
     """The E-3/E-4 table: per image the full image, the GA (mean and 95% range over runs), random search with
     the same budget (mean and range over draws), LIME's best k at the two N, and the GA's gain over random
     search with its bootstrap interval."""
-    import pandas as pd
-
     def rng(r, key):
         return f"{r[f'{key}_mean']:.3f} [{r[f'{key}_low']:.3f}, {r[f'{key}_high']:.3f}]"
 
@@ -304,8 +298,6 @@ def describe_null(rows: list[dict]) -> list[str]:
 def plot_run(image: np.ndarray, segments: np.ndarray, result: EvolutionResult, p_full: float, class_name: str,
              path=None):
     """One GA run: best and mean fitness per generation beside the original and the evolved image."""
-    import matplotlib.pyplot as plt
-
     fig, axes = plt.subplots(1, 3, figsize=(11, 3.4))
     axes[0].plot(result.history_best, label="best")
     axes[0].plot(result.history_mean, label="population mean")

@@ -30,13 +30,22 @@ Three Quantus 0.6 defects are fixed rather than reproduced (each tested):
 from __future__ import annotations
 
 import math
+import time
+import warnings
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 import numpy as np
 import torch
+from scipy.stats import spearmanr
+from skimage.segmentation import slic
+from tqdm.auto import tqdm
 
+from . import evaluation as ev
+from .evaluation import _inputs, _labels
+from .evaluation import _quantus as q
 from .models import ModelBundle
+from .runtime import check_profile
 from .validation import check_int, check_seed
 
 FAITHFULNESS_METRICS = ("FaithfulnessCorrelation", "FaithfulnessEstimate", "MonotonicityCorrelation", "IROF",
@@ -45,8 +54,6 @@ RANDOM_MAP_KINDS = ("uniform", "superpixel")
 
 
 def _quantus():
-    from .evaluation import _quantus as q
-
     return q()
 
 
@@ -76,8 +83,6 @@ class FaithfulnessSettings:
         ``smoke``: 5 runs, 4 steps, 1 sample, 4 regions, 10 segments.
         Quantus counts features over C×H×W (a map is broadcast to the channels).
         """
-        from .runtime import check_profile
-
         check_profile(profile)
         size = check_int("image_size", image_size, 16)
         if size % 4:
@@ -108,10 +113,6 @@ def _spearman_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Spearman correlation of each row of ``a`` with the same row of ``b``: what Quantus'
     ``correlation_spearman(batched=True)`` returns, but NaN for a constant row where Quantus raises
     (``'float' object has no attribute 'shape'``) when scipy collapses its result to one NaN."""
-    import warnings
-
-    from scipy.stats import spearmanr
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return np.array([spearmanr(x, y).statistic for x, y in zip(a, b)], dtype=float)
@@ -120,8 +121,6 @@ def _spearman_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def _pearson_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Quantus' ``correlation_pearson(batched=True)`` (scipy's row-wise Pearson), quiet about constant rows
     (NaN: a map or a drop that does not vary has no correlation)."""
-    import warnings
-
     quantus = _quantus()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -165,8 +164,6 @@ class PerturbationScorer:
 
     def __init__(self, bundle: ModelBundle, images, labels: Sequence[int], seed: int = 0,
                  batch_size: int | None = None):
-        from .evaluation import _inputs, _labels
-
         self.bundle = bundle
         self.x = _inputs(bundle, images).astype(np.float32)
         self.n = len(self.x)
@@ -297,8 +294,6 @@ class PerturbationScorer:
     def segments(self, n_segments: int = 100) -> list[np.ndarray]:
         """SLIC superpixels of each (normalised) image, as Quantus' IROF computes them (``n_segments`` = SLIC's)."""
         if n_segments not in self._segments:
-            from skimage.segmentation import slic
-
             self._segments[n_segments] = [slic(np.moveaxis(x, 0, -1).astype("double"), n_segments=n_segments,
                                                start_label=0) for x in self.x]
         return self._segments[n_segments]
@@ -339,7 +334,7 @@ class PerturbationScorer:
         """Quantus' RegionPerturbation curve (M×N×regions): p0 − p after each of the map's hottest patches is
         replaced by uniform noise, cumulatively (morf order, patches of ``patch_size``)."""
         quantus = _quantus()
-        from quantus.helpers import utils
+        from quantus.helpers import utils  # lazy: heavy import
 
         maps = self._maps(maps)
         patch = check_int("patch_size", patch_size, 1)
@@ -501,12 +496,6 @@ def score_with_chance(bundle: ModelBundle, images, labels: Sequence[int], maps: 
     A method that could not run (:class:`gradlime_utils.evaluation.Failed`) stays in the table. Sufficiency is
     :class:`gradlime_utils.evaluation.NotApplicable` when no class repeats among the labels.
     """
-    import time
-
-    from tqdm.auto import tqdm
-
-    from . import evaluation as ev
-
     start = time.perf_counter()
     scorer = PerturbationScorer(bundle, images, labels, seed=seed)
     n, size = scorer.n, scorer.x.shape[2:]

@@ -31,7 +31,11 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from .datasets import CUB_URL
+from tqdm.auto import tqdm
+
+from .datasets import CUB_URL, default_data_root
+from .models import TORCHVISION_MODELS, _torchvision_spec, torchvision_weights_path
+from .paper import Need, locate
 
 CHUNK = 1 << 20
 
@@ -90,8 +94,6 @@ def download(url: str, dest: Path, md5: str | None = None, sha256_prefix: str | 
     Raises :class:`FetchError` when the server sends fewer bytes than it announced (``dest.part`` is kept: run
     again to resume) or when the checksum differs (``dest.part`` is deleted; nothing is left at ``dest``).
     """
-    from tqdm.auto import tqdm
-
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
@@ -146,7 +148,7 @@ def unpack(archives, root: Path) -> list[Path]:
     """Unpack ``archives`` (pairs of an archive path and the folder under ``root`` it unpacks to) into ``root``:
     all of them first into one temporary folder inside ``root``, then each top-level entry is moved into place.
     A failed unpacking removes the temporary folder and leaves ``root`` as it was."""
-    from torchvision.datasets.utils import extract_archive
+    from torchvision.datasets.utils import extract_archive  # lazy: heavy import
 
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
@@ -188,8 +190,6 @@ def _merge(source: Path, destination: Path) -> None:
 
 def fetch_dataset(name: str, root: Path, archives=None, mirror: str | None = None, progress: bool = True) -> Path:
     """Download and unpack dataset ``name`` under ``root`` (``archives`` defaults to :data:`DATASETS`)."""
-    from .paper import Need, locate
-
     root = Path(root)
     if archives is None:
         if name not in DATASETS:
@@ -213,8 +213,6 @@ def fetch_dataset(name: str, root: Path, archives=None, mirror: str | None = Non
 def fetch_weights(arch: str, mirror: str | None = None, progress: bool = True) -> Path:
     """Download torchvision's ImageNet weights for ``arch`` into the torch cache, checked against the SHA-256
     prefix in torchvision's file name (as ``torch.hub`` does)."""
-    from .models import TORCHVISION_MODELS, _torchvision_spec, torchvision_weights_path
-
     if arch not in TORCHVISION_MODELS:
         raise FetchError(f"unknown weights {arch!r}; choose from {list(TORCHVISION_MODELS)}")
     weights = _torchvision_spec()[arch][1]
@@ -231,8 +229,6 @@ def _names(text: str | None) -> list[str]:
 
 
 def main(argv=None) -> int:
-    from .datasets import default_data_root
-
     parser = argparse.ArgumentParser(prog="python -m gradlime_utils.fetch", description=__doc__.split("\n\n")[0])
     parser.add_argument("--weights", help="comma-separated architectures (resnet18,vgg16,...)")
     parser.add_argument("--datasets", help="comma-separated: oxford_pets, cub_warbler_sparrow, imagenet_val")
@@ -256,8 +252,6 @@ def main(argv=None) -> int:
             print(f"fetch: error: {exc}", file=sys.stderr)
     for name in datasets:
         if name == "imagenet_val":
-            from .paper import Need, locate
-
             if locate(Need("dataset", name, root=str(root / "imagenet_val") if args.root else None)).present:
                 print("dataset imagenet_val: present")
                 continue

@@ -17,9 +17,14 @@ Nothing here is a real photo or a real weight: these files only prove that the c
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
+import torch
+from PIL import Image
+
+from .models import _torchvision_spec
 
 PET_BREEDS = {1: ("Abyssinian", "Bengal"), 2: ("beagle", "boxer")}  # species -> breeds (class ids 1..4)
 CUB_CLASSES = {1: "001.Black_footed_Albatross", 2: "020.Yellow_Warbler", 3: "021.Pine_Warbler",
@@ -28,8 +33,6 @@ IMAGENET_WNIDS = ("n01440764", "n02123045")  # tench, tabby cat
 
 
 def _photo(path: Path, reddish: bool, rng: np.random.Generator, size=(64, 48)) -> None:
-    from PIL import Image
-
     pixels = rng.integers(0, 90, (size[1], size[0], 3), dtype=np.uint8)
     pixels[..., 0 if reddish else 2] = 220
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -99,12 +102,6 @@ def photos(folder: Path, n: int = 2, seed: int = 0) -> Path:
 def torchvision_weights(torch_home: Path, archs) -> list[Path]:
     """A randomly initialised (seeded) state dict of each of ``archs`` saved where torch looks for torchvision's
     ImageNet weights when ``$TORCH_HOME`` is ``torch_home``, under torchvision's file names."""
-    import os
-
-    import torch
-
-    from .models import _torchvision_spec
-
     spec = _torchvision_spec()
     paths = []
     for arch in archs:

@@ -13,11 +13,13 @@ from typing import Sequence
 import numpy as np
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
 from .attributions import attribution_maps, baseline_input, check_baseline, check_method
 from .cache import atomic_torch_save, cache_dir, config_key, content_digest, load_checkpoint, state_digest
 from .hull_metrics import hull_points
-from .models import ModelBundle
+from .models import ModelBundle, load_model
+from .runtime import set_seed
 from .validation import check_finite
 
 COMBINE_RULES = ("min", "intersection")
@@ -141,10 +143,6 @@ def train_support_models(bundle: ModelBundle, images: np.ndarray, labels: np.nda
     written atomically and loaded with ``weights_only=True``; a run interrupted after some alphas resumes from
     the next one; a corrupt or non-finite checkpoint is retrained, never loaded.
     """
-    from tqdm.auto import tqdm
-
-    from .runtime import set_seed
-
     alphas = check_alpha_schedule(alphas)
     if epochs < 1 or lr <= 0 or batch_size < 1:
         raise ValueError(f"epochs, lr and batch_size must be positive, got {epochs}, {lr}, {batch_size}")
@@ -307,11 +305,6 @@ def train_binary_classifier(arch: str, train, test, epochs: int = 3, lr: float =
     batch size, seed, number of images), written atomically and loaded with ``weights_only=True``.
     Returns a :class:`ModelBundle` whose ``info`` holds the held-out accuracy.
     """
-    from tqdm.auto import tqdm
-
-    from .models import load_model
-    from .runtime import set_seed
-
     if arch not in ("resnet18", "vgg16"):
         raise ValueError(f"arch must be 'resnet18' or 'vgg16', got {arch!r}")
     if train.class_names != test.class_names:

@@ -6,18 +6,34 @@ under both hull rules, so that a reader can see whether a table says something a
 """
 from __future__ import annotations
 
+import csv
 import json
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
 
+import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
+from scipy.stats import wilcoxon
+from tqdm.auto import tqdm
 
 from .attributions import ATTRIBUTION_METHODS, SHORT_NAMES
-from .gad import SupportModels, gad_map
-from .hull_metrics import (HULL_RULES, OCCLUSIONS, convex_hull_mask, relative_complexity, relative_sensitivity,
-                           share_on_object, supplementary_mask)
+from .datasets import load_binary_dataset
+from .gad import SupportModels, combine_maps, gad_map, train_binary_classifier
+from .hull_metrics import (
+    HULL_RULES,
+    OCCLUSIONS,
+    convex_hull_mask,
+    relative_complexity,
+    relative_sensitivity,
+    share_on_object,
+    supplementary_mask,
+)
+from .models import load_model
+from .plotting import save_figure
+
 
 def _paper_tables() -> tuple[dict, dict]:
     """The paper's values (GAD, Tables 1 and 2; columns S, D, GxI, GB, IG), for printing beside ours: kept as data
@@ -87,8 +103,6 @@ def evaluate_gad(supports, images: np.ndarray, labels: np.ndarray, methods: Sequ
     ``combine="intersection"``. ``objects``: N×H×W boolean object masks (for MNIST: the digit's ink), to report
     how many hull points lie on the object.
     """
-    from tqdm.auto import tqdm
-
     supports = _as_supports(supports)
     hull_rules = dict(HULL_RULE_SETTINGS if hull_rules is None else hull_rules)
     for rule in hull_rules:
@@ -260,8 +274,6 @@ def rs_paired(records: Sequence[GadRecord], methods: Sequence[str] = ATTRIBUTION
     """RS(GAD) against RS(Sup) on the same image (Table 2's claim, paired): share of defined pairs where GAD's is
     larger, the Wilcoxon signed-rank p-value (NaN below 6 pairs or when all differences are 0), and how many
     pairs are undefined (an empty GAD or supplementary mask)."""
-    from scipy.stats import wilcoxon
-
     rows = []
     for method in methods:
         for target in (0, 1):
@@ -325,8 +337,6 @@ def tables_frame(records: Sequence[GadRecord], table: str = "1", rule: str = "to
                  paper: dict | None = None):
     """Table 1 (counts) or Table 2 (mean RS × 100) as a DataFrame: the real rows, the null rows beneath them, and
     the paper's values (``paper``: a block of :data:`PAPER_TABLE1` / :data:`PAPER_TABLE2`) where given."""
-    import pandas as pd
-
     if table not in ("1", "2"):
         raise ValueError(f"table must be '1' or '2', got {table!r}")
     frames = []
@@ -344,8 +354,6 @@ def tables_frame(records: Sequence[GadRecord], table: str = "1", rule: str = "to
 
 def null_comparison_frame(rows: Sequence[dict]):
     """:func:`null_comparison` rows as a DataFrame: one line per table, method and class, interval in brackets."""
-    import pandas as pd
-
     columns = ["real", "null", "real - null [95% CI]", "verdict"]
     if not rows:  # no null control was run (null=None): an empty table, not a KeyError
         return pd.DataFrame(columns=columns, index=pd.MultiIndex.from_tuples([], names=["table", "method", "class"]))
@@ -423,8 +431,6 @@ def plot_hulls(ax, image: np.ndarray, original: np.ndarray, gad: np.ndarray,
 def rs_paired_frame(rows: Sequence[dict]):
     """:func:`rs_paired` rows as one DataFrame: per rule, method and class, a column per model × occlusion holding
     "share GAD > Sup (p, undefined pairs)"."""
-    import pandas as pd
-
     frame = pd.DataFrame(rows)
     frame["GAD > Sup (p; undefined)"] = [
         f"{s:.2f} (p={p:.1g}; {u})" if s == s else f"n/a ({u})"
@@ -450,10 +456,6 @@ def describe_mechanism(results: Mapping) -> str:
 def write_results(folder, records: Sequence[GadRecord], results: Mapping) -> None:
     """The chapter's files: every record (``gad_records.csv``), Tables 1 and 2 of the tables' rule with real,
     null and paper rows (``gad_table1.csv``, ``gad_table2.csv``) and everything in ``gad_tables.json``."""
-    import csv
-    import json
-    from pathlib import Path
-
     folder = Path(folder)
     rows = records_to_rows(records)
     with open(folder / "gad_records.csv", "w", newline="") as fh:
@@ -485,12 +487,7 @@ def gad_setting(profile: str, dataset: str = "oxford_pets", arch: str = "resnet1
     sparrows) at 224 pixels and an ImageNet ``arch`` fine-tuned into f0 with a two-way head (GAD paper, Sec. 4).
     Otherwise the MNIST 3-vs-8 stand-in with the book's small CNN; 52% of its 1,000 digits are held out so that
     ``per_class`` = 256 can be evaluated, as the paper's 512 images."""
-    from .datasets import load_binary_dataset
-    from .models import load_model
-
     if profile == "paper":
-        from .gad import train_binary_classifier
-
         train = load_binary_dataset(dataset, "train", root=data_root, size=224, mode="squash")
         test_all = load_binary_dataset(dataset, "test", root=data_root, size=224, mode="squash")
         bundle = train_binary_classifier(arch, train, test_all, device=device, seed=seed, epochs=classifier_epochs)
@@ -508,10 +505,6 @@ def plot_support_maps(image: np.ndarray, maps: Mapping[int, object], class_names
     """Figures 2 and 3 of the GAD paper from one image's Integrated Gradients ``maps`` (class -> GadMaps): the
     original model's map for each class, then every support model's map and the GAD map. ``note`` says what is
     reproduced (e.g. the stand-in); with ``folder`` both are saved (PNG and PDF). Returns both figures."""
-    import matplotlib.pyplot as plt
-
-    from .plotting import save_figure
-
     fig2, axes = plt.subplots(1, 3, figsize=(7, 2.6))
     axes[0].imshow(image); axes[0].set_title("input", fontsize=9)
     for t in (0, 1):
@@ -541,10 +534,6 @@ def schedule_explorer(support: SupportModels, image: np.ndarray, target: int, me
     """The slider's drawing function for one image: ``draw(schedule, keep_fraction, combine)`` combines the cached
     per-model maps of a prefix of the alpha schedule (no new gradients) and shows the GAD map with the original's
     (red) and GAD's (green) hulls and their RC. Returns (draw, schedules)."""
-    import matplotlib.pyplot as plt
-
-    from .gad import combine_maps
-
     cached = gad_map(support, image, target, method, baseline=baseline)
     schedules = {"f0 only": [0.0]}
     for k in range(1, len(support.alphas)):

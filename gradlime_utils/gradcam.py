@@ -51,7 +51,7 @@ def gradcam(bundle: ModelBundle, image: np.ndarray, target: int, layers: Sequenc
     map, resize it bilinearly to the image, average over layers, min-max again. Captum removes its hooks
     after every call, so nothing stays attached to the model.
     """
-    from captum.attr import LayerGradCam
+    from captum.attr import LayerGradCam  # lazy: heavy import
 
     if not isinstance(target, (int, np.integer)) or not 0 <= target < bundle.num_classes:
         raise ValueError(f"target must be a class index in [0, {bundle.num_classes}), got {target!r}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
+import matplotlib.pyplot as plt
 import numpy as np
 
 from .gradcam import gradcam
@@ -78,8 +79,6 @@ def plot_comparison(rows: Sequence[Comparison], title: str = "", path=None, curv
     """The GradLIME paper's figure grid: per row the photo, the layer's activation (when the rows carry one), LIME
     and GradLIME over all superpixels (green for, red against), and with ``curves`` the weights per superpixel
     (LIME's b, GradLIME's w as the repository plots it, and b = a·w). Saved as PNG and PDF to ``path``."""
-    import matplotlib.pyplot as plt
-
     columns = ["image"] + (["activation"] if rows and rows[0].activation is not None else []) + \
         ["lime", "gradlime"] + (["curves"] if curves else [])
     fig, axes = plt.subplots(len(rows), len(columns), figsize=(2.8 * len(columns) + 0.2, 2.9 * len(rows)),

@@ -8,14 +8,23 @@ top superpixel, deletion and insertion curves) work on any per-pixel map, so Gra
 """
 from __future__ import annotations
 
+import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
+import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
+from scipy.ndimage import gaussian_filter
+from scipy.stats import spearmanr
+from sklearn.metrics import r2_score
 
+from .gradcam import gradcam
 from .models import ModelBundle
-from .neighborhood import Neighborhood, check_rgb_image, render_masks
+from .neighborhood import Neighborhood, check_rgb_image, render_masks, sample_neighborhood, segment_image
+from .plotting import show_heatmap
+from .stats import mean_ci, paired_test
 from .surrogate import _check_label, explain_lime, superpixel_means
 from .validation import check_finite, check_int, ranking
 
@@ -53,7 +62,7 @@ def lime_heatmap(neighborhood: Neighborhood, label: int, surrogate: str = "linea
     ``feature_importances_``, the weighted impurity decrease each superpixel accounts for (non-negative,
     summing to 1 unless the tree has no split). ``score`` is the surrogate's weighted R^2 on the neighbourhood.
     """
-    from sklearn.tree import DecisionTreeRegressor
+    from sklearn.tree import DecisionTreeRegressor  # lazy: heavy import
 
     if surrogate not in SURROGATES:
         raise ValueError(f"surrogate must be one of {SURROGATES}, got {surrogate!r}")
@@ -113,8 +122,6 @@ def top_region_iou(a: np.ndarray, b: np.ndarray, fraction: float = 0.2) -> float
 
 def rank_agreement(a: np.ndarray, b: np.ndarray) -> float:
     """Spearman rank correlation between two maps over all pixels (NaN when one map is constant)."""
-    from scipy.stats import spearmanr
-
     a = _as_map("a", a)
     b = _as_map("b", b, a.shape)
     if np.ptp(a) == 0 or np.ptp(b) == 0:
@@ -146,8 +153,6 @@ def _fill_image(image: np.ndarray, fill) -> np.ndarray:
         elif fill == "black":
             colour = np.zeros(3)
         elif fill == "blur":
-            from scipy.ndimage import gaussian_filter
-
             return np.clip(gaussian_filter(image.astype(float), sigma=(10, 10, 0)), 0, 255).round().astype(np.uint8)
         else:
             raise ValueError(f"fill must be 'mean', 'black', 'blur' or an RGB colour, got {fill!r}")
@@ -326,7 +331,7 @@ def random_heatmaps(kind: str, count: int, segments: np.ndarray, grid: int = 7, 
     a Grad-CAM map from a 7×7 layer). A pixel-level random map is a much weaker null for deletion and
     insertion: scattered pixels leave every object half visible.
     """
-    from skimage.transform import resize
+    from skimage.transform import resize  # lazy: heavy import
 
     if kind not in RANDOM_HEATMAPS:
         raise ValueError(f"kind must be one of {RANDOM_HEATMAPS}, got {kind!r}")
@@ -429,10 +434,6 @@ def holdout_r2(neighborhood: Neighborhood, label: int, surrogate: str = "linear"
     An unpruned tree fits its own samples almost perfectly, so its in-sample R² says nothing; out of sample the
     two surrogates can be compared.
     """
-    from dataclasses import replace
-
-    from sklearn.metrics import r2_score
-
     if not 0 < test_fraction < 1:
         raise ValueError(f"test_fraction must lie in (0, 1), got {test_fraction!r}")
     label = _check_label(neighborhood, label)
@@ -447,7 +448,7 @@ def holdout_r2(neighborhood: Neighborhood, label: int, surrogate: str = "linear"
         exp = explain_lime(train, label)
         pred = exp.intercept + x @ exp.surrogate_coef
     else:
-        from sklearn.tree import DecisionTreeRegressor
+        from sklearn.tree import DecisionTreeRegressor  # lazy: heavy import
 
         tree = DecisionTreeRegressor(random_state=seed, **tree_params).fit(
             train.data, train.predictions[:, label], sample_weight=train.kernel_weights)
@@ -472,11 +473,6 @@ def photo_study(bundle: ModelBundle, image: np.ndarray, n_features: int = 49, nu
 
     Returns (row, curves by method, the maps for figures).
     """
-    import time
-
-    from .gradcam import gradcam
-    from .neighborhood import sample_neighborhood, segment_image
-
     tree_params = dict(tree_params or {})
     image = check_rgb_image(image)
     segments = segment_image(image, "slic", n_segments=n_features)
@@ -543,8 +539,6 @@ def study_frames(rows: list[dict]):
 
     The first table's columns are (insertion or deletion, method), so that its headers stay short enough for the
     book's column."""
-    import pandas as pd
-
     faith, agree, occl = [], [], []
     for r in rows:
         key = {"model": r["model"], "image": r["image"]}
@@ -572,8 +566,6 @@ def study_frames(rows: list[dict]):
 
 def describe_study(rows: list[dict]) -> list[str]:
     """The chapter's reading, generated from :func:`photo_study` rows."""
-    from .evaluation import mean_ci, paired_test
-
     n = len(rows)
     lines = []
     for m in HEATMAP_METHODS:
@@ -618,10 +610,6 @@ def occluded_image(image: np.ndarray, segments: np.ndarray, superpixel: int, fil
 def plot_step_by_step(image: np.ndarray, neighborhood: Neighborhood, linear: LimeHeatmap, tree: LimeHeatmap,
                       cam, class_name: str, path=None):
     """The photo, one perturbed sample, both LIME heat maps and Grad-CAM, side by side."""
-    import matplotlib.pyplot as plt
-
-    from .plotting import show_heatmap
-
     fig, axes = plt.subplots(1, 5, figsize=(15, 3.3))
     axes[0].imshow(image); axes[0].set_title(class_name, fontsize=9); axes[0].set_axis_off()
     axes[1].imshow(neighborhood.perturbed_image(1)); axes[1].set_title("one perturbed sample", fontsize=9)

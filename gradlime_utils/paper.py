@@ -13,6 +13,11 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
+from .datasets import _find_cub_root, default_data_root
+from .models import _torchvision_spec, torchvision_weights_path
+
 # Weights each chapter's paper branch loads (the lists in the chapters' `by_profile(..., paper=[...])` calls; the
 # rehearsal fails when the two differ). Chapter 03 reads its `arch` parameter instead.
 PAPER_WEIGHTS = {
@@ -82,23 +87,16 @@ def chapter_needs(chapter: str, parameters: dict | None = None) -> list[Need]:
 
 
 def _weights(arch: str):
-    from .models import _torchvision_spec
-
     return _torchvision_spec()[arch][1]
 
 
 def default_imagenet_val() -> Path:
     """Where the evaluation chapter looks for ImageNet validation images when ``data_root`` is not given."""
-    from .datasets import default_data_root
-
     return default_data_root() / "imagenet_val"
 
 
 def locate(need: Need) -> Found:
     """Is ``need`` present, and where was it looked for?"""
-    from .datasets import _find_cub_root, default_data_root
-    from .models import torchvision_weights_path
-
     if need.kind == "weights":
         weights = _weights(need.name)
         path = torchvision_weights_path(weights)
@@ -133,8 +131,6 @@ def locate(need: Need) -> Found:
 
 def check(chapters_and_parameters: dict[str, dict], profile: str = "paper") -> tuple[bool, str]:
     """The pre-flight report for ``{chapter: parameters}``: (everything required present, the report's text)."""
-    import torch
-
     if profile != "paper":
         return True, f"profile {profile!r} reads only what ships in the packages: nothing to fetch"
     lines, missing = [], []

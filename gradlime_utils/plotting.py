@@ -1,6 +1,8 @@
 """Small drawing helpers the chapters share (each draws on a given matplotlib Axes)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 from skimage.segmentation import mark_boundaries
 
@@ -48,8 +50,6 @@ def show_activation(ax, activation: np.ndarray, segments: np.ndarray, title: str
 
 def save_figure(fig, path, dpi: int = 110, pdf: bool = True) -> None:
     """Save ``fig`` as ``path`` (PNG) and, with ``pdf``, a vector PDF beside it: every chapter figure's two files."""
-    from pathlib import Path
-
     path = Path(path)
     fig.savefig(path, dpi=dpi, bbox_inches="tight")
     if pdf:

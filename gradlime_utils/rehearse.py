@@ -21,6 +21,13 @@ import sys
 import time
 from pathlib import Path
 
+from tqdm.auto import tqdm
+
+from . import reproduce
+from .fixtures import paper_fixtures
+from .paper import PAPER_WEIGHTS, chapter_needs, check
+from .reproduce import NOTEBOOK_DIR, chapters, plan_runs
+
 # Counts turned down through each chapter's declared parameters (their paper defaults stay the papers').
 REHEARSAL = {
     "00_setup_and_models": {},
@@ -48,8 +55,6 @@ PAPER_BRANCH = re.compile(r'profile\s*[!=]=\s*"paper"|\bpaper\s*=')
 def paper_chapters(notebook_dir: Path | None = None) -> dict[str, list[str]]:
     """Chapter -> the code lines of its paper branches (``profile == "paper"`` tests and ``by_profile(paper=...)``
     values), for every chapter that has any."""
-    from .reproduce import NOTEBOOK_DIR, chapters
-
     out = {}
     for name, path in chapters(notebook_dir or NOTEBOOK_DIR).items():
         cells = json.loads(path.read_text())["cells"]
@@ -66,16 +71,11 @@ def unrehearsed(branches: dict[str, list[str]]) -> list[str]:
 
 
 def fixture_paths(folder: Path) -> dict[str, Path]:
-    from .fixtures import paper_fixtures
-    from .paper import PAPER_WEIGHTS
-
     archs = sorted({a for archs in PAPER_WEIGHTS.values() for a in archs} | {"resnet18", "vgg16"})
     return paper_fixtures(folder, archs)
 
 
 def _plans(names, out: Path, fixtures: dict):
-    from .reproduce import NOTEBOOK_DIR, plan_runs
-
     runs = [(name, name, {}) for name in names] + [v for v in VARIANTS if v[1] in names]
     plans = []
     for label, chapter, extra in runs:
@@ -89,8 +89,6 @@ def _plans(names, out: Path, fixtures: dict):
 
 def _inputs_match(manifest: dict, chapter: str, parameters: dict) -> list[str]:
     """Differences between what the chapter read and what the pre-flight check says it needs."""
-    from .paper import chapter_needs
-
     needed = {(n.kind, n.name) for n in chapter_needs(chapter, parameters) if not n.optional}
     read = {(i["kind"], i["name"]) for i in manifest.get("inputs", [])}
     problems = [f"read but not listed by --check: {k} {n}" for k, n in sorted(read - needed)]
@@ -100,11 +98,6 @@ def _inputs_match(manifest: dict, chapter: str, parameters: dict) -> list[str]:
 
 def rehearse(out: Path, names=None, progress: bool = True) -> dict:
     """Build the fixtures under ``out``, check the pre-flight both ways, run the chapters; return the report."""
-    from tqdm.auto import tqdm
-
-    from . import reproduce
-    from .paper import check
-
     out = Path(out).resolve()
     names = list(REHEARSAL) if names is None else list(names)
     unknown = [n for n in names if n not in REHEARSAL]

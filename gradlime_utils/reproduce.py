@@ -17,8 +17,8 @@ notebook and package code, same package versions) is skipped unless ``--force``.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import ast
+import contextlib
 import hashlib
 import json
 import os
@@ -31,8 +31,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+from PIL import Image
+from tqdm.auto import tqdm
+
 from .models import QUERY_LOG_ENV
-from .runtime import DEVICES, PROFILES
+from .paper import check
+from .runtime import DEVICES, PROFILES, resolve_device
 from .runtime import package_versions as versions_of
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -84,7 +89,7 @@ def absolute_paths(value):
 
 def declared_parameters(notebook: Path) -> dict:
     """The names and defaults of a notebook's ``parameters`` cell (papermill's own reading of it)."""
-    import papermill as pm
+    import papermill as pm  # lazy: heavy import
 
     return {name: info.get("default") for name, info in pm.inspect_notebook(str(notebook)).items()}
 
@@ -135,8 +140,6 @@ def git_commit() -> dict:
 
 def resolved_device(device: str) -> str:
     """``runtime.resolve_device`` for the command line: the device's type, or a :class:`ReproduceError`."""
-    from .runtime import resolve_device
-
     try:
         return resolve_device(device).type
     except ValueError as exc:
@@ -147,8 +150,6 @@ def device_record(device: str) -> dict:
     """What the manifest says about the device: asked for, used, and on a GPU its name, memory and the CUDA and
     cuDNN versions (numbers computed on a GPU may differ from CPU ones in the last digits: cuDNN picks its
     algorithms per machine)."""
-    import torch
-
     resolved = resolved_device(device)
     record = {"requested": device, "resolved": resolved}
     if resolved == "cuda":
@@ -225,8 +226,6 @@ def _matches(final_dir: Path, params: dict, code: str, versions: dict) -> bool:
 
 def _pdf_companions(folder: Path) -> None:
     """Every PNG figure gets a PDF beside it (the chapter's own vector PDF is kept when it wrote one)."""
-    from PIL import Image
-
     for png in folder.rglob("*.png"):
         pdf = png.with_suffix(".pdf")
         if not pdf.exists():
@@ -236,7 +235,7 @@ def _pdf_companions(folder: Path) -> None:
 
 def run_chapter(plan: Plan, force: bool = False, progress: bool = False) -> dict:
     """Execute one chapter; return its manifest (``status`` "ok", "skipped" or "failed" with the error)."""
-    import papermill as pm
+    import papermill as pm  # lazy: heavy import
 
     code = code_hash(plan.notebook)
     versions = package_versions()
@@ -371,8 +370,6 @@ def _carry_user_files(previous: Path, final_dir: Path) -> None:
 
 def preflight(args) -> int:
     """``--check``: the pre-flight report of :func:`gradlime_utils.paper.check`; runs no chapter."""
-    from .paper import check
-
     try:
         overrides = {k: absolute_paths(v) for k, v in (parse_parameter(p) for p in args.parameter)}
         plans = plan_runs(args.chapter, args.profile, args.device, args.out, overrides, args.notebooks)
@@ -398,7 +395,6 @@ def main(argv=None) -> int:
                              "the commands that fetch what is missing; exit 0 only when everything is present")
     parser.add_argument("--notebooks", type=Path, default=NOTEBOOK_DIR, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    from tqdm.auto import tqdm
 
     if args.out is None and not args.check:
         parser.error("--out is required (unless --check)")

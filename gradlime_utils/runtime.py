@@ -1,10 +1,13 @@
 """Run profiles, devices, seeds and the environment report shared by every chapter."""
 from __future__ import annotations
 
+import csv
+import json
 import os
 import platform
 import random
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -137,19 +140,12 @@ def _jsonable(value):
 def write_json(path, data) -> None:
     """Write ``data`` to ``path`` as indented JSON (NumPy values converted); returns nothing, so a chapter cell
     that ends with it prints nothing."""
-    import json
-    from pathlib import Path
-
     Path(path).write_text(json.dumps(data, indent=1, default=_jsonable))
 
 
 def write_rows(folder, stem: str, rows: list[dict]) -> None:
     """Write result rows as ``stem.json`` (exact) and ``stem.csv`` (for spreadsheets and sweep merges: lists
     joined with ";", commas in text replaced by ";")."""
-    import csv
-    import json
-    from pathlib import Path
-
     folder = Path(folder)
     rows = list(rows)
     (folder / f"{stem}.json").write_text(json.dumps(rows, indent=1, default=float))

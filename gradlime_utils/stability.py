@@ -5,11 +5,15 @@ import itertools
 from dataclasses import dataclass, replace
 from typing import Callable, Sequence
 
+import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 from scipy.stats import spearmanr
 
-from .neighborhood import Neighborhood
-from .surrogate import SurrogateExplanation, explain_lime
+from .neighborhood import Neighborhood, sample_neighborhood, segment_image
+from .plotting import save_figure
+from .stats import mean_ci
+from .surrogate import SurrogateExplanation, explain_gradlime, explain_lime, superpixel_activation
 
 
 def jaccard(a, b) -> float:
@@ -74,8 +78,6 @@ def curves_by_segmentation(bundle, image: np.ndarray, label: int, segmentations:
                            ) -> dict[str, StabilityCurve]:
     """One :func:`stability_curve` per segmentation: the image segmented once (with ``seed``), one neighbourhood
     of ``max(sizes)`` samples per sampling seed, every size read from their first samples."""
-    from .neighborhood import sample_neighborhood, segment_image
-
     curves = {}
     for segmentation in segmentations:
         segments = segment_image(image, segmentation, seed=seed)
@@ -87,10 +89,6 @@ def curves_by_segmentation(bundle, image: np.ndarray, label: int, segmentations:
 
 def plot_curves(curves: dict[str, StabilityCurve], title: str = "", path=None):
     """Top-k Jaccard and Spearman across seeds against N, one line per curve; saved (PNG and PDF) to ``path``."""
-    import matplotlib.pyplot as plt
-
-    from .plotting import save_figure
-
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
     for name, curve in curves.items():
         axes[0].plot(curve.sizes, curve.jaccard, "o-", label=name)
@@ -141,8 +139,6 @@ def stability_study(neighborhoods: Sequence[Sequence[Neighborhood]], labels: Seq
     per image: a prior of the same values that carries no location), and the Grad-CAM-only ranking (no samples
     at all, so its repeatability is 1 by construction; reported at N = 0).
     """
-    from .surrogate import explain_gradlime, superpixel_activation
-
     if not (len(neighborhoods) == len(labels) == len(cams)):
         raise ValueError(f"got {len(neighborhoods)} images' neighbourhoods, {len(labels)} labels and {len(cams)} CAMs")
     rows = []
@@ -184,10 +180,6 @@ def _stability_row(image: int, method: str, n: int, exps, refs, k: int) -> dict:
 def stability_summary(rows: Sequence[dict], columns: Sequence[str] = ("jaccard_seeds", "agreement_top_k",
                                                                        "agreement_spearman")):
     """Mean ± 95% CI over images per method and N (a DataFrame), from :func:`stability_study` rows."""
-    import pandas as pd
-
-    from .evaluation import mean_ci
-
     frame = pd.DataFrame(rows)
     out = []
     for (method, n), group in frame.groupby(["method", "N"], sort=False):
@@ -204,8 +196,6 @@ def seeded_neighborhoods(bundle, image: np.ndarray, segments: np.ndarray, seeds:
     """One neighbourhood of ``num_samples`` per seed on one segmentation; a neighbourhood in ``reuse`` with the
     same seed, segmentation and hiding (and at least as many samples) is taken instead of querying the model
     again (its first ``num_samples`` rows are the same draws)."""
-    from .neighborhood import sample_neighborhood
-
     out = []
     for s in seeds:
         found = next((nb for nb in reuse if nb.seed == s and nb.num_samples >= num_samples and nb.hide_color == hide_color
@@ -218,11 +208,6 @@ def seeded_neighborhoods(bundle, image: np.ndarray, segments: np.ndarray, seeds:
 
 def plot_stability(rows: Sequence[dict], path=None):
     """Repeatability across seeds and agreement with the high-N reference against N (mean ± 95% CI over images)."""
-    import matplotlib.pyplot as plt
-    import pandas as pd
-
-    from .evaluation import mean_ci
-
     frame = pd.DataFrame(rows)
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
     for ax, column, label in zip(axes, ("jaccard_seeds", "agreement_top_k"),
@@ -246,10 +231,6 @@ def plot_stability(rows: Sequence[dict], path=None):
 def describe_stability(rows: Sequence[dict]) -> list[str]:
     """The stability reading at the largest N: repeatability and agreement of LIME, GradLIME and the controls,
     mean ± 95% CI over images."""
-    import pandas as pd
-
-    from .evaluation import mean_ci
-
     frame = pd.DataFrame(rows)
     n = int(frame["N"].max())
 

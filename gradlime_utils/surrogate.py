@@ -11,6 +11,7 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
+from skimage.segmentation import mark_boundaries
 
 from .neighborhood import Neighborhood
 from .validation import as_heatmap, ranking
@@ -63,8 +64,6 @@ class SurrogateExplanation:
 
     def overlay(self, image: np.ndarray, num_features: int = 5, positive_only: bool = False) -> np.ndarray:
         """lime's both-sign visualisation: green tint on positive, red on negative superpixels, with boundaries."""
-        from skimage.segmentation import mark_boundaries
-
         mask = self.mask(num_features, positive_only)
         tinted = image.copy()
         tinted[mask == 1, 1] = 255
@@ -80,7 +79,7 @@ def _check_label(neighborhood: Neighborhood, label: int) -> int:
 
 
 def _lime_base():
-    from lime.lime_image import LimeImageExplainer
+    from lime.lime_image import LimeImageExplainer  # lazy: heavy import
 
     return LimeImageExplainer(kernel_width=0.25).base
 
@@ -189,7 +188,7 @@ def _select_by_importance(neighborhood: Neighborhood, label: int, a: np.ndarray,
     m = neighborhood.num_superpixels
     if k >= m:
         return np.arange(m)
-    from sklearn.linear_model import Ridge
+    from sklearn.linear_model import Ridge  # lazy: heavy import
 
     clf = Ridge(alpha=0.01, fit_intercept=True, random_state=None)
     clf.fit(neighborhood.data, neighborhood.predictions[:, label], sample_weight=neighborhood.kernel_weights)

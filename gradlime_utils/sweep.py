@@ -21,14 +21,25 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import itertools
 import json
 import re
 import sys
 from pathlib import Path
 
-from .reproduce import (NOTEBOOK_DIR, Plan, ReproduceError, check_writable, parse_parameter, plan_runs,
-                        resolved_device, run_chapter)
+from tqdm.auto import tqdm
+
+from .reproduce import (
+    NOTEBOOK_DIR,
+    Plan,
+    ReproduceError,
+    check_writable,
+    parse_parameter,
+    plan_runs,
+    resolved_device,
+    run_chapter,
+)
 
 
 def parse_grid(items: list[str]) -> dict[str, list]:
@@ -53,8 +64,6 @@ def point_id(params: dict) -> str:
     text = "__".join(f"{k}={json.dumps(params[k], sort_keys=True)}" for k in sorted(params))
     slug = re.sub(r"[^A-Za-z0-9=._-]+", "-", text).strip("-")
     if len(slug) > 120:
-        import hashlib
-
         slug = slug[:100] + "-" + hashlib.sha256(text.encode()).hexdigest()[:12]
     return slug
 
@@ -116,8 +125,7 @@ def merge(points: list[tuple[dict, Plan]], manifests: list[dict], sweep_dir: Pat
 def run_sweep(points: list[tuple[dict, Plan]], scheduler: str | None = None, workers: int = 2,
               force: bool = False, progress: bool = True) -> list[dict]:
     """Run every point on Dask (a LocalCluster of ``workers`` processes, or the cluster at ``scheduler``)."""
-    from dask.distributed import Client, LocalCluster, as_completed
-    from tqdm.auto import tqdm
+    from dask.distributed import Client, LocalCluster, as_completed  # lazy: heavy import
 
     if scheduler is None:
         if not isinstance(workers, int) or workers < 1:

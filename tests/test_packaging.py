@@ -110,3 +110,9 @@ def test_the_gad_papers_tables_load_from_their_data_file():
     assert all(sorted(b) == ["GAD 1", "GAD 2", "Orig.1", "Orig.2"] for b in PAPER_TABLE1.values())
     assert all(sorted(b) == ["GAD 1", "GAD 2", "Sup.1", "Sup.2"] for b in PAPER_TABLE2.values())
     assert all(len(v) == 5 and all(0 <= x <= 512 for x in v) for b in PAPER_TABLE1.values() for v in b.values())
+
+
+def test_the_api_page_documents_every_module(repo_root):
+    page = (repo_root / "book" / "api.md").read_text()
+    modules = {p.stem for p in (repo_root / "gradlime_utils").glob("*.py") if p.stem != "__init__"}
+    assert {m for m in modules if f".. automodule:: gradlime_utils.{m}\n" not in page} == set()
