@@ -8,8 +8,8 @@ crossover 0.9, bit-flip 1/M, one elite) is a reconstruction chosen to match its 
 from __future__ import annotations
 
 import time
-import time as _time
 from dataclasses import dataclass, field
+from typing import Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -211,11 +211,11 @@ def matched_null_study(bundle: ModelBundle, image: np.ndarray, segments: np.ndar
     """
     image = np.asarray(image)
     budget = ga_budget(population, generations)
-    start = _time.perf_counter()
+    start = time.perf_counter()
     hood = sample_neighborhood(bundle, image, num_samples=lime_samples, seed=seed, segments=segments,
                                hide_color=hide_color, progress=False)
     lime = explain_lime(hood, int(target))
-    lime_seconds = _time.perf_counter() - start
+    lime_seconds = time.perf_counter() - start
     results = [evolve_explanation(bundle, image, segments, int(target), population=population, generations=generations,
                                   hide_color=hide_color, seed=s) for s in range(seed, seed + runs)]
     evolved = np.array([r.best_fitness for r in results])
@@ -261,6 +261,13 @@ def null_frame(rows: list[dict]):
                       **{f"LIME best k, N = {k.split('N')[-1]}": f"{r[k]:.3f}" for k in best},
                       "GA − random search": f"{r['gain_over_random']:+.3f} [{r['gain_low']:+.3f}, {r['gain_high']:+.3f}]"})
     return pd.DataFrame(table)
+
+
+def null_counts(rows: Sequence[dict]) -> dict[str, int]:
+    """Over :func:`matched_null_study` rows: in how many the GA's gain over random search is beyond its 95% interval
+    (``beats``), in how many random search alone beats the full image (``random_beats_full``), of ``n``."""
+    return {"beats": sum(r["gain_low"] > 0 for r in rows),
+            "random_beats_full": sum(r["random_beats_full"] > 0.5 for r in rows), "n": len(rows)}
 
 
 def describe_null(rows: list[dict]) -> list[str]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 import warnings
 from dataclasses import dataclass, replace
-from typing import Callable
+from typing import Callable, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -562,6 +562,14 @@ def study_frames(rows: list[dict]):
     faith = pd.DataFrame(faith, index=index)
     faith.columns = pd.MultiIndex.from_tuples(faith.columns)  # insertion / deletion over the methods
     return (faith, *(pd.DataFrame(rows).set_index(["model", "image"]) for rows in (agree, occl)))
+
+
+def insertion_beyond_random(rows: Sequence[dict], methods: Sequence[str] = ("LIME linear", "Grad-CAM"),
+                            level: float = 0.975) -> dict[str, int]:
+    """Per method, the photos whose insertion area lies above ``level`` of both the random superpixel maps and the
+    smooth random maps (:func:`photo_study` rows)."""
+    return {m: sum(r[f"insertion pct superpixel {m}"] >= level and r[f"insertion pct smooth {m}"] >= level
+                   for r in rows) for m in methods}
 
 
 def describe_study(rows: list[dict]) -> list[str]:

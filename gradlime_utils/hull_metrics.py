@@ -4,7 +4,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 from skimage.morphology import convex_hull_image
 
 from .models import ModelBundle

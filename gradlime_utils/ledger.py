@@ -24,7 +24,10 @@ from typing import Callable
 
 import numpy as np
 
+from .evolime import null_counts
 from .gad_eval import PAPER_TABLE1, PAPER_TABLE2
+from .heatmap import insertion_beyond_random
+from .normlime import above_random
 from .reproduce import sha256_file
 from .stats import mean_ci
 
@@ -216,8 +219,8 @@ def _evolime_summary(rows: list[dict], kind: str) -> str:
     if kind == "probability-null":
         gains = "; ".join(f"{r['image']} {r['gain_over_random']:+.3f} [{r['gain_low']:+.3f}, {r['gain_high']:+.3f}]"
                           for r in rows)
-        beats = sum(r["gain_low"] > 0 for r in rows)
-        full = sum(r["random_beats_full"] > 0.5 for r in rows)
+        counts = null_counts(rows)
+        beats, full = counts["beats"], counts["random_beats_full"]
         return (f"random search with the GA's {rows[0]['budget']} queries beats the full image in {full} of "
                 f"{len(rows)} images; GA − random search (95% bootstrap CI): {gains}; beyond the null in {beats} of "
                 f"{len(rows)} images")
@@ -245,7 +248,7 @@ def _kar_null(d: dict) -> str:
     key = next(k for k in d["comparison"][0] if "−" in k)
     cells = []
     for r in d["comparison"]:
-        above = [n for n in ("NormLIME", "LIME-average", "ink") if r.get(f"{n} mean", -1) > r["random high"]]
+        above = above_random(r)
         cells.append(f"{r['fraction']:.0%}: {key} {r[key]:+.3f} ± {r['ci95']:.3f}; above the random rankings' 95% "
                      f"range: {', '.join(above) or 'none'}")
     s = d["agreement"]["spearman"]
@@ -265,8 +268,7 @@ def _heatmap_null(rows: list[dict]) -> str:
     n = len(rows)
     rho = sum(r["rho_linear_gradcam_p"] < 0.05 for r in rows)
     iou = sum(r["iou20_linear_gradcam_p"] < 0.05 for r in rows)
-    beyond = {m: sum(r[f"insertion pct superpixel {m}"] >= 0.975 and r[f"insertion pct smooth {m}"] >= 0.975
-                     for r in rows) for m in ("LIME linear", "Grad-CAM")}
+    beyond = insertion_beyond_random(rows)
     med = sum(r["insertion null superpixel"][0] for r in rows) / n
     return (f"insertion above every random superpixel and smooth map: LIME linear {beyond['LIME linear']}/{n}, "
             f"Grad-CAM {beyond['Grad-CAM']}/{n} photos (random superpixel maps: {med:.3f}); agreement beyond "

@@ -270,8 +270,6 @@ def _torchvision_spec() -> dict:
 
 def _torchvision_imagenet(arch: str, device: torch.device, weights_path=None, download: bool = True,
                           **kwargs) -> ModelBundle:
-    import torchvision.models as tvm  # lazy: heavy import
-
     _no_kwargs(arch, kwargs)
     builder, weights, cam_layers = _torchvision_spec()[arch]
     path = Path(weights_path) if weights_path is not None else torchvision_weights_path(weights)

@@ -208,6 +208,12 @@ def kar_comparison(kar: dict, fractions, reference: str = "LIME-average", method
     return rows
 
 
+def above_random(row: dict, names=("NormLIME", "LIME-average", "ink")) -> list[str]:
+    """The rankings whose mean KAR accuracy in one :func:`kar_comparison` row lies above the random rankings' 95%
+    range (what the chapter's prose and the ledger cite)."""
+    return [n for n in names if row.get(f"{n} mean", -np.inf) > row["random high"]]
+
+
 def kar_frame(rows: list[dict]):
     """The KAR table: each ranking's mean accuracy, the random rankings' range, and the paired difference."""
     out = []
@@ -240,6 +246,21 @@ def describe_kar(rows: list[dict], agreement: dict) -> list[str]:
                  f"{agreement['n_boot']} bootstrap resamples of the explanations: with every cell in every "
                  f"explanation, pooling w²/Σ|w| is close to averaging |w|, so KAR cannot tell them apart.")
     return lines
+
+
+def plot_kar(kar: dict, fractions, title: str = "", path=None):
+    """KAR accuracy against the fraction of cells kept, one line per ranking (mean ± standard deviation over its
+    retrainings); saved (PNG and PDF) to ``path``."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    for name, acc in kar.items():
+        acc = np.asarray(acc)
+        ax.errorbar(fractions, acc.mean(1), yerr=acc.std(1), marker="o", capsize=3, label=f"{name} ({acc.shape[1]} runs)")
+    ax.set_xlabel("fraction of grid cells kept"); ax.set_ylabel("test accuracy after retraining")
+    ax.set_title(title, fontsize=10); ax.legend(fontsize=8)
+    fig.tight_layout()
+    if path is not None:
+        save_figure(fig, path, dpi=90)
+    return fig
 
 
 def plot_class_maps(bundle, examples: dict, normlime: "NormLime", segments: np.ndarray, classes=(9, 3), title: str = "",

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Mapping
 
 import numpy as np
 from skimage.segmentation import mark_boundaries
@@ -54,3 +55,26 @@ def save_figure(fig, path, dpi: int = 110, pdf: bool = True) -> None:
     fig.savefig(path, dpi=dpi, bbox_inches="tight")
     if pdf:
         fig.savefig(path.with_suffix(".pdf"), bbox_inches="tight")
+
+
+def glue(values: Mapping[str, object], fmt: str = "") -> dict[str, str]:
+    """Hand this run's numbers to the chapter's prose: each ``name: value`` becomes the Markdown text
+    ``format(value, fmt)`` that the page cites as ``{glue:md}`name```, so a sentence in a Markdown cell quotes the
+    number the run computed instead of a number typed in by hand.
+
+    Outside a Jupyter Book build without ``myst_nb`` (a plain papermill run of the core package) nothing is glued;
+    the texts are returned either way.
+    """
+    texts = {}
+    for name, value in values.items():
+        if isinstance(value, (float, np.floating)) and not np.isfinite(value):
+            raise ValueError(f"values[{name!r}] must be finite, got {value}")
+        texts[name] = format(value, fmt) if fmt else str(value)
+    try:
+        from myst_nb import glue as nb_glue  # lazy: heavy import, and the book extra may be absent
+    except ImportError:
+        return texts
+    from IPython.display import Markdown  # lazy: heavy import, there whenever myst_nb is
+    for name, text in texts.items():
+        nb_glue(name, Markdown(text), display=False)
+    return texts

@@ -78,3 +78,11 @@ def test_bad_inputs(toy):
         evolve_explanation(bundle, image, segments, target=5)
     with pytest.raises(ValueError, match="crossover_rate"):
         evolve_explanation(bundle, image, segments, crossover_rate=2)
+
+
+def test_null_counts_of_the_matched_null_rows():
+    from gradlime_utils.evolime import null_counts
+
+    rows = [{"gain_low": 0.01, "random_beats_full": 0.9}, {"gain_low": -0.02, "random_beats_full": 0.5},
+            {"gain_low": 0.0, "random_beats_full": 0.2}]
+    assert null_counts(rows) == {"beats": 1, "random_beats_full": 1, "n": 3}

@@ -180,3 +180,10 @@ def test_study_frames_index_by_model_and_image_and_group_the_curve_columns():
     assert list(faith.columns.get_level_values(0).unique()) == ["insertion", "deletion"]
     assert faith.loc[("m", "coffee"), ("insertion", "Grad-CAM")] == "0.75 (90/100)"
     assert faith.loc[("m", "chelsea"), ("deletion", "random (superpixel)")] == "0.50 [0.40, 0.60]"
+
+
+def test_insertion_beyond_random_needs_both_nulls():
+    row = lambda sp, sm: {"insertion pct superpixel LIME linear": sp, "insertion pct smooth LIME linear": sm,  # noqa: E731
+                          "insertion pct superpixel Grad-CAM": 0.5, "insertion pct smooth Grad-CAM": 1.0}
+    rows = [row(1.0, 1.0), row(0.975, 0.99), row(1.0, 0.9)]
+    assert hm.insertion_beyond_random(rows) == {"LIME linear": 2, "Grad-CAM": 0}

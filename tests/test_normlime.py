@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 import gradlime_utils as gu
+from gradlime_utils import normlime as nl
 from gradlime_utils.normlime import (LocalExplanation, aggregate, grid_feature_ids, keep_top_features,
                                      normalise_weights)
 
@@ -71,3 +72,13 @@ def test_one_ranking_rule_largest_first_ties_in_index_order():
 
     assert ranking([0.2, 0.5, 0.2, -1.0, 0.5]).tolist() == [1, 4, 0, 2, 3]
     assert ranking([np.nan, 1.0, 0.0]).tolist() == [1, 2, 0]  # NaN last, as numpy sorts it
+
+
+def test_kar_plot_and_the_rankings_above_random(tmp_path):
+    kar = {"NormLIME": np.array([[0.8, 0.82], [0.9, 0.91]]), "ink": np.array([[0.6, 0.62], [0.9, 0.92]]),
+           "random": np.array([[0.5, 0.7, 0.6], [0.85, 0.95, 0.9]])}
+    fig = nl.plot_kar(kar, [0.1, 0.2], "KAR", tmp_path / "kar.png")
+    assert (tmp_path / "kar.png").stat().st_size > 0 and (tmp_path / "kar.pdf").stat().st_size > 0
+    assert len(fig.axes[0].containers) == 3
+    rows = nl.kar_comparison(kar, [0.1, 0.2], reference="ink")
+    assert [nl.above_random(r, ("NormLIME", "ink")) for r in rows] == [["NormLIME"], []]
