@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Mapping
 
 import numpy as np
+from IPython.display import Markdown
 from skimage.segmentation import mark_boundaries
 
 from .surrogate import SurrogateExplanation
@@ -74,7 +75,6 @@ def glue(values: Mapping[str, object], fmt: str = "") -> dict[str, str]:
         from myst_nb import glue as nb_glue  # lazy: heavy import, and the book extra may be absent
     except ImportError:
         return texts
-    from IPython.display import Markdown  # lazy: heavy import, there whenever myst_nb is
     for name, text in texts.items():
         nb_glue(name, Markdown(text), display=False)
     return texts
