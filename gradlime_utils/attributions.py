@@ -7,6 +7,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from .validation import check_choice
+
 # name -> (captum class, attribute() keyword arguments)
 ATTRIBUTION_METHODS = ("saliency", "deconvolution", "gradient_x_input", "guided_backprop", "integrated_gradients")
 SHORT_NAMES = {"saliency": "S", "deconvolution": "D", "gradient_x_input": "GxI", "guided_backprop": "GB",
@@ -47,9 +49,7 @@ def images_per_batch(inputs: torch.Tensor, at_most: int = 512) -> int:
 
 
 def check_method(method: str) -> str:
-    if method not in ATTRIBUTION_METHODS:
-        raise ValueError(f"method must be one of {ATTRIBUTION_METHODS}, got {method!r}")
-    return method
+    return check_choice("method", method, ATTRIBUTION_METHODS)
 
 
 def check_relu_modules(model: nn.Module, method: str) -> None:
@@ -64,9 +64,7 @@ def check_relu_modules(model: nn.Module, method: str) -> None:
 
 
 def check_baseline(baseline: str) -> str:
-    if baseline not in BASELINES:
-        raise ValueError(f"baseline must be one of {BASELINES}, got {baseline!r}")
-    return baseline
+    return check_choice("baseline", baseline, BASELINES)
 
 
 def baseline_input(preprocess: Callable, images, baseline: str = "black") -> torch.Tensor:

@@ -14,6 +14,7 @@ import torch
 from .cache import cache_dir, content_digest
 from .images import load_image
 from .runtime import record_input
+from .validation import check_choice
 
 DATASET_NAMES = ("mnist_3_vs_8", "oxford_pets", "cub_warbler_sparrow", "image_folder")
 SPLITS = ("train", "test")
@@ -97,9 +98,7 @@ class BinaryDataset(torch.utils.data.Dataset):
 
 
 def _check_split(split: str) -> str:
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-    return split
+    return check_choice("split", split, SPLITS)
 
 
 def _stratified_split(labels: np.ndarray, split: str, test_fraction: float, seed: int) -> np.ndarray:

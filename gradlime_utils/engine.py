@@ -25,15 +25,14 @@ import torch
 from torch import nn
 
 from .cache import cache_dir, config_key, content_digest
+from .validation import check_choice
 
 ENGINES = ("torch", "onnxruntime")
 CPU_ENGINE = "onnxruntime"  # measured faster on the 2-core machines (bench/bench_lime.py prints the table)
 
 
 def check_engine(engine: str) -> str:
-    if engine not in ENGINES + ("auto",):
-        raise ValueError(f"engine must be 'auto' or one of {ENGINES}, got {engine!r}")
-    return engine
+    return check_choice("engine", engine, ("auto",) + ENGINES)
 
 
 def onnxruntime_available() -> bool:

@@ -22,11 +22,11 @@ from sklearn.metrics import r2_score
 
 from .gradcam import gradcam
 from .models import ModelBundle
-from .neighborhood import Neighborhood, check_rgb_image, render_masks, sample_neighborhood, segment_image
+from .neighborhood import Neighborhood, render_masks, sample_neighborhood, segment_image
 from .plotting import show_heatmap
 from .stats import mean_ci, paired_test
-from .surrogate import _check_label, explain_lime, superpixel_means
-from .validation import check_finite, check_int, ranking
+from .surrogate import explain_lime, superpixel_means
+from .validation import check_finite, check_int, check_label, check_rgb_image, ranking
 
 SURROGATES = ("linear", "tree")
 
@@ -66,7 +66,7 @@ def lime_heatmap(neighborhood: Neighborhood, label: int, surrogate: str = "linea
 
     if surrogate not in SURROGATES:
         raise ValueError(f"surrogate must be one of {SURROGATES}, got {surrogate!r}")
-    label = _check_label(neighborhood, label)
+    label = check_label(label, neighborhood.predictions.shape[1])
     if surrogate == "linear":
         exp = explain_lime(neighborhood, label)
         return LimeHeatmap(label=label, surrogate=surrogate, importance=exp.coef, segments=neighborhood.segments,
@@ -436,7 +436,7 @@ def holdout_r2(neighborhood: Neighborhood, label: int, surrogate: str = "linear"
     """
     if not 0 < test_fraction < 1:
         raise ValueError(f"test_fraction must lie in (0, 1), got {test_fraction!r}")
-    label = _check_label(neighborhood, label)
+    label = check_label(label, neighborhood.predictions.shape[1])
     n = neighborhood.num_samples
     rng = np.random.default_rng(seed)
     test = np.zeros(n, bool)

@@ -18,7 +18,7 @@ from sklearn.utils import check_random_state
 from tqdm.auto import tqdm
 
 from .models import ModelBundle
-from .validation import check_hide_color, check_int, check_seed, check_segments
+from .validation import check_hide_color, check_int, check_rgb_image, check_seed, check_segments
 
 SEGMENTATIONS = ("quickshift", "slic", "felzenszwalb", "grid")
 KERNEL_WIDTH = 0.25  # lime's default for images
@@ -116,14 +116,6 @@ class Neighborhood:
     def perturbed_image(self, row: int) -> np.ndarray:
         """h(z) for row ``row`` of Z': superpixels with z_j = 0 replaced by the hiding image."""
         return render_masks(self.image, self.segments, self.data[row:row + 1], self.fudged_image)[0]
-
-
-def check_rgb_image(image) -> np.ndarray:
-    """``image`` as an array, checked to be uint8 H×W×3 (what LIME's perturbations are rendered from)."""
-    image = np.asarray(image)
-    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        raise ValueError(f"image must be a uint8 H×W×3 array, got shape {image.shape} and dtype {image.dtype}")
-    return image
 
 
 def render_masks(image: np.ndarray, segments: np.ndarray, masks, hiding=0) -> np.ndarray:

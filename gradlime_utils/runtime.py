@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from .validation import check_choice
+
 #: The run profiles every notebook understands (see ``book/reproducing.md``).
 PROFILES = ("smoke", "quick", "paper")
 DEVICES = ("auto", "cpu", "cuda")
@@ -32,9 +34,7 @@ def record_input(kind: str, name: str, path) -> None:
 
 def check_profile(profile: str) -> str:
     """Return ``profile`` if it is a known run profile, else raise ``ValueError``."""
-    if profile not in PROFILES:
-        raise ValueError(f"profile must be one of {PROFILES}, got {profile!r}")
-    return profile
+    return check_choice("profile", profile, PROFILES)
 
 
 def by_profile(profile: str, *, smoke: Any, quick: Any, paper: Any, given: Any = None) -> Any:

@@ -14,7 +14,7 @@ import numpy as np
 from skimage.segmentation import mark_boundaries
 
 from .neighborhood import Neighborhood
-from .validation import as_heatmap, ranking
+from .validation import as_heatmap, check_label, ranking
 
 MODES = ("feature", "importance", "none")
 
@@ -72,10 +72,7 @@ class SurrogateExplanation:
 
 
 def _check_label(neighborhood: Neighborhood, label: int) -> int:
-    n_classes = neighborhood.predictions.shape[1]
-    if not isinstance(label, (int, np.integer)) or not 0 <= label < n_classes:
-        raise ValueError(f"label must be an integer in [0, {n_classes}), got {label!r}")
-    return int(label)
+    return check_label(label, neighborhood.predictions.shape[1])
 
 
 def _lime_base():

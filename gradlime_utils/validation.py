@@ -28,6 +28,29 @@ def check_seed(seed: Any, name: str = "seed") -> int:
     return int(seed)
 
 
+def check_choice(name: str, value: Any, choices) -> Any:
+    """One of ``choices`` (compared with ==); the message lists them."""
+    choices = tuple(choices)
+    if not any(value == c and type(value) is type(c) for c in choices):
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+    return value
+
+
+def check_label(label: Any, n_classes: int, name: str = "label") -> int:
+    """A class index in [0, n_classes)."""
+    if isinstance(label, bool) or not isinstance(label, (int, np.integer)) or not 0 <= label < n_classes:
+        raise ValueError(f"{name} must be an integer in [0, {n_classes}), got {label!r}")
+    return int(label)
+
+
+def check_rgb_image(image: Any, name: str = "image") -> np.ndarray:
+    """``image`` as an array, checked to be uint8 H×W×3 (what LIME's perturbations are rendered from)."""
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"{name} must be a uint8 H×W×3 array, got shape {image.shape} and dtype {image.dtype}")
+    return image
+
+
 def check_finite(name: str, array: Any) -> np.ndarray:
     """A numeric array with no NaN or infinite value."""
     arr = np.asarray(array)

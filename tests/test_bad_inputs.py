@@ -212,3 +212,23 @@ def test_cli_bad_requests_are_one_line_naming_the_problem(tmp_path, capsys, cli,
 
 def test_the_table_is_large_enough():
     assert len(CASES) + len(CLI_CASES) >= 60
+
+
+def test_every_choice_at_a_boundary_fails_with_the_same_message_shape():
+    """One check_choice behind every named-choice parameter: 'NAME must be one of (...), got VALUE'."""
+    import re
+
+    from gradlime_utils.attributions import check_baseline, check_method
+    from gradlime_utils.engine import check_engine
+    from gradlime_utils.validation import check_choice, check_label
+
+    for check, name in ((gu.check_profile, "profile"), (check_method, "method"), (check_baseline, "baseline"),
+                        (check_engine, "engine")):
+        with pytest.raises(ValueError, match=rf"^{name} must be one of \(.+\), got 'nope'$"):
+            check("nope")
+    with pytest.raises(ValueError, match=r"got True"):
+        check_choice("flag", True, (1, 2))  # True == 1, but a bool is not the integer choice
+    assert check_choice("k", 2, (1, 2)) == 2 and check_label(np.int64(3), 4) == 3
+    for bad in (4, -1, 1.0, True):
+        with pytest.raises(ValueError, match=re.escape("label must be an integer in [0, 4)")):
+            check_label(bad, 4)
