@@ -13,13 +13,13 @@ from typing import Sequence
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from .attributions import attribution_maps, baseline_input, check_baseline, check_method
-from .cache import atomic_torch_save, cache_dir, config_key, content_digest, load_checkpoint, state_digest
+from .cache import atomic_torch_save, cache_dir, config_key, content_digest, state_digest
 from .hull_metrics import hull_points
 from .models import ModelBundle, load_model
 from .runtime import set_seed
+from .training import fit, restore
 from .validation import check_finite
 
 COMBINE_RULES = ("min", "intersection")
@@ -172,25 +172,11 @@ def train_support_models(bundle: ModelBundle, images: np.ndarray, labels: np.nda
                           "epochs": epochs, "lr": lr, "batch_size": batch_size, "seed": seed, "version": 2})
         path = cache_dir("gad_support") / f"{bundle.name}-{dataset_name}{tag}-a{alpha:g}-{key}.pt"
         support = copy.deepcopy(original)
-        state = load_checkpoint(path)
-        cached = False
-        if state is not None:
-            try:
-                support.load_state_dict(state)
-                cached = True
-            except (RuntimeError, KeyError, TypeError, AttributeError):
-                path.unlink(missing_ok=True)
+        cached = restore(support, path) is not None
         if not cached:
             set_seed(seed)
-            support.train()
-            opt = torch.optim.Adam(support.parameters(), lr=lr)
-            gen = torch.Generator().manual_seed(seed)
-            for _ in tqdm(range(epochs), desc=f"support model alpha={alpha:g}", disable=not progress):
-                for idx in torch.randperm(len(inputs), generator=gen).split(batch_size):
-                    opt.zero_grad()
-                    loss = nn.functional.mse_loss(support(inputs[idx]), targets[idx])
-                    loss.backward()
-                    opt.step()
+            fit(support, len(inputs), lambda idx: (inputs[idx], targets[idx]), nn.functional.mse_loss, epochs=epochs,
+                lr=lr, batch_size=batch_size, seed=seed, desc=f"support model alpha={alpha:g}", progress=progress)
             atomic_torch_save(support.state_dict(), path)
         support.eval()
         after = _logits(support, inputs)
@@ -320,27 +306,13 @@ def train_binary_classifier(arch: str, train, test, epochs: int = 3, lr: float =
     bundle = ModelBundle(name=f"{arch}-{train.name}", model=model, class_names=list(train.class_names),
                          input_size=size, cam_layers=base.cam_layers, mean=base.mean, std=base.std,
                          device=base.device, info={"arch": arch, "dataset": train.name})
-    state = load_checkpoint(path)
-    if state is not None:
-        try:
-            bundle.model.load_state_dict(state)
-            bundle.info["cached"] = True
-        except (RuntimeError, KeyError, TypeError, AttributeError):
-            state = None
-    if state is None:
-        opt = torch.optim.Adam(bundle.model.parameters(), lr=lr)
-        gen = torch.Generator().manual_seed(seed)
-        bundle.model.train()
-        for _ in tqdm(range(epochs), desc=f"fine-tuning {arch} on {train.name}", disable=not progress):
-            for idx in torch.randperm(len(train), generator=gen).split(batch_size):
-                x = bundle.preprocess(train.images(idx.tolist()))
-                y = torch.as_tensor(train.labels[idx.numpy()], device=bundle.device)
-                opt.zero_grad()
-                nn.functional.cross_entropy(bundle.model(x), y).backward()
-                opt.step()
-        bundle.model.eval()
+    bundle.info["cached"] = restore(bundle.model, path) is not None
+    if not bundle.info["cached"]:
+        fit(bundle.model, len(train), lambda idx: (bundle.preprocess(train.images(idx.tolist())),
+                                                   torch.as_tensor(train.labels[idx.numpy()], device=bundle.device)),
+            epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, desc=f"fine-tuning {arch} on {train.name}",
+            progress=progress)
         atomic_torch_save(bundle.model.state_dict(), path)
-        bundle.info["cached"] = False
     bundle.model.eval()
     correct = 0
     for start in range(0, len(test), 64):

@@ -15,12 +15,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
-from .cache import atomic_torch_save, cache_dir, config_key, content_digest, load_checkpoint
+from .cache import atomic_torch_save, cache_dir, config_key, content_digest
 from .mnist_cnn import relu_conv_stack
 from .models import ModelBundle
 from .runtime import resolve_device, set_seed
+from .training import fit, restore
 
 CLASS_SHAPES = ("cross", "disc")
 DISTRACTOR_SHAPES = ("square", "triangle", "bar")
@@ -145,30 +145,17 @@ def train_shapes_cnn(train: ShapesBenchmark, test: ShapesBenchmark, epochs: int 
               "batch_size": batch_size, "seed": seed, "version": 2}
     path = cache_dir("models") / f"shapes_cnn-{config_key(config)}.pt"
     model = ShapesCNN()
-    checkpoint = load_checkpoint(path) if use_cache else None
-    if checkpoint is not None:
-        try:
-            model.load_state_dict(checkpoint["state_dict"])
-            info = dict(checkpoint["info"])
-        except (KeyError, RuntimeError, TypeError):
-            checkpoint = None  # a checkpoint of another shape or layout: retrain
-    if checkpoint is not None:
-        bundle = _bundle(model, dev, size, info)
+    checkpoint = restore(model, path, "state_dict") if use_cache else None
+    if checkpoint is not None and isinstance(checkpoint.get("info"), dict):
+        bundle = _bundle(model, dev, size, dict(checkpoint["info"]))
     else:
         set_seed(seed)
         model = ShapesCNN()
         bundle = _bundle(model, torch.device("cpu"), size, {})
         x, y = bundle.preprocess(train.images), torch.as_tensor(train.labels)
-        opt = torch.optim.Adam(model.parameters(), lr=lr)
-        gen = torch.Generator().manual_seed(seed)
         start = time.perf_counter()
-        for _ in tqdm(range(epochs), desc="training shapes_cnn", disable=not progress):
-            model.train()
-            for idx in torch.randperm(len(x), generator=gen).split(batch_size):
-                opt.zero_grad()
-                nn.functional.cross_entropy(model(x[idx]), y[idx]).backward()
-                opt.step()
-        model.eval()
+        fit(model, len(x), lambda idx: (x[idx], y[idx]), epochs=epochs, lr=lr, batch_size=batch_size, seed=seed,
+            desc="training shapes_cnn", progress=progress)
         info = {"train_accuracy": float((bundle.predict_proba(train.images).argmax(1) == train.labels).mean()),
                 "test_accuracy": float((bundle.predict_proba(test.images).argmax(1) == test.labels).mean()),
                 "n_train": len(train), "n_test": len(test), "train_seconds": round(time.perf_counter() - start, 2)}

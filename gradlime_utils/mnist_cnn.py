@@ -8,11 +8,11 @@ from typing import Sequence
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
-from .cache import atomic_torch_save, cache_dir, config_key, content_digest, load_checkpoint
+from .cache import atomic_torch_save, cache_dir, config_key, content_digest
 from .datasets import mnist_arrays
 from .runtime import set_seed
+from .training import fit, restore
 
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
 
@@ -81,16 +81,9 @@ def fit_mnist_cnn(images: np.ndarray, labels: np.ndarray, num_classes: int, epoc
     """Train a fresh :class:`MnistCNN` (Adam, cross-entropy) on uint8 digits; also used by retraining benchmarks."""
     set_seed(seed)
     model = MnistCNN(num_classes=num_classes)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
     xt, yt = mnist_to_tensor(images), torch.as_tensor(labels).long()
-    gen = torch.Generator().manual_seed(seed)
-    for _ in tqdm(range(epochs), desc=desc, disable=not progress):
-        model.train()
-        for idx in torch.randperm(len(xt), generator=gen).split(batch_size):
-            opt.zero_grad()
-            nn.functional.cross_entropy(model(xt[idx]), yt[idx]).backward()
-            opt.step()
-    return model.eval()
+    return fit(model, len(xt), lambda idx: (xt[idx], yt[idx]), epochs=epochs, lr=lr, batch_size=batch_size,
+               seed=seed, desc=desc, progress=progress)
 
 
 def _splits(config: MnistTrainConfig):
@@ -123,14 +116,10 @@ def load_or_train_mnist_cnn(digits: Sequence[int] = (3, 8), progress: bool = Tru
     config = MnistTrainConfig(digits=tuple(int(d) for d in digits), **overrides)
     (x_train, y_train), _ = _splits(config)
     path = cache_dir("mnist_cnn") / f"mnist_cnn-{config.key(content_digest(x_train, y_train))}.pt"
-    ckpt = load_checkpoint(path)
-    if ckpt is not None:
-        model = MnistCNN(num_classes=len(config.digits))
-        try:
-            model.load_state_dict(ckpt["state_dict"])
-            return model.eval(), dict(ckpt["metrics"], cached=True, path=str(path))
-        except (KeyError, RuntimeError):
-            path.unlink(missing_ok=True)  # a checkpoint of another shape: retrain
+    model = MnistCNN(num_classes=len(config.digits))
+    ckpt = restore(model, path, "state_dict")
+    if ckpt is not None and isinstance(ckpt.get("metrics"), dict):
+        return model.eval(), dict(ckpt["metrics"], cached=True, path=str(path))
     model, metrics = train_mnist_cnn(config, progress=progress)
     atomic_torch_save({"state_dict": model.state_dict(), "metrics": metrics, "config": asdict(config)}, path)
     return model, dict(metrics, cached=False, path=str(path))

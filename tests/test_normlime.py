@@ -1,3 +1,4 @@
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
@@ -80,5 +81,6 @@ def test_kar_plot_and_the_rankings_above_random(tmp_path):
     fig = nl.plot_kar(kar, [0.1, 0.2], "KAR", tmp_path / "kar.png")
     assert (tmp_path / "kar.png").stat().st_size > 0 and (tmp_path / "kar.pdf").stat().st_size > 0
     assert len(fig.axes[0].containers) == 3
+    plt.close(fig)
     rows = nl.kar_comparison(kar, [0.1, 0.2], reference="ink")
     assert [nl.above_random(r, ("NormLIME", "ink")) for r in rows] == [["NormLIME"], []]
