@@ -1,6 +1,7 @@
 """Gradient attributions through captum, selectable by name, with a guard against silent fall-backs."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -9,11 +10,37 @@ from torch import nn
 
 from .validation import check_choice
 
-# name -> (captum class, attribute() keyword arguments)
-ATTRIBUTION_METHODS = ("saliency", "deconvolution", "gradient_x_input", "guided_backprop", "integrated_gradients")
-SHORT_NAMES = {"saliency": "S", "deconvolution": "D", "gradient_x_input": "GxI", "guided_backprop": "GB",
-               "integrated_gradients": "IG"}
-_RELU_REWRITING = {"deconvolution", "guided_backprop"}
+
+@dataclass(frozen=True)
+class AttributionMethod:
+    """One gradient attribution method of the registry :data:`METHODS`.
+
+    ``id`` is what every function takes (``method="integrated_gradients"``); ``short`` names the column in GAD's
+    Tables 1-2 (S, D, GxI, GB, IG); ``display`` names the row in the evaluation chapter's tables, where
+    :meth:`label` adds the model it was computed on ("integrated gradients (GAD)"). The evaluation's Quantus
+    baselines ("Integrated Gradients", ...) are ``quantus.explain``'s own implementations, hence other names.
+    ``rewrites_relu``: captum implements it by rewriting ``nn.ReLU`` modules (see :func:`check_relu_modules`).
+    """
+
+    id: str
+    short: str
+    display: str
+    rewrites_relu: bool = False
+
+    def label(self, variant: str | None = None) -> str:
+        return f"{self.display} ({variant})" if variant else self.display
+
+
+METHODS = {m.id: m for m in (
+    AttributionMethod("saliency", "S", "saliency"),
+    AttributionMethod("deconvolution", "D", "deconvolution", rewrites_relu=True),
+    AttributionMethod("gradient_x_input", "GxI", "gradient x input"),
+    AttributionMethod("guided_backprop", "GB", "guided backprop", rewrites_relu=True),
+    AttributionMethod("integrated_gradients", "IG", "integrated gradients"),
+)}
+ATTRIBUTION_METHODS = tuple(METHODS)  # the ids, in the order of GAD's tables
+SHORT_NAMES = {i: m.short for i, m in METHODS.items()}
+_RELU_REWRITING = {i for i, m in METHODS.items() if m.rewrites_relu}
 # The reference x̄ of Gradient × Input and Integrated Gradients. "black": the model's preprocessed black image
 # (raw pixel 0), the same reference that GAD's RS occlusion (Eq. 2), LIME's hide_color=0 and Quantus' "black"
 # perturbation use, so that a pixel the metrics cannot change (already black) gets no attribution.
@@ -21,6 +48,7 @@ _RELU_REWRITING = {"deconvolution", "guided_backprop"}
 BASELINES = ("black", "zero_input")
 
 
+# id -> (captum class, attribute() keyword arguments)
 def _captum(method: str) -> tuple[Callable, dict]:
     from captum.attr import Deconvolution, GuidedBackprop, IntegratedGradients, Saliency  # lazy: heavy import
 

@@ -38,6 +38,7 @@ from tqdm.auto import tqdm
 
 from .attributions import (
     ATTRIBUTION_METHODS,
+    METHODS,
     attribute,
     attribution_maps,
     baseline_input,
@@ -560,16 +561,16 @@ def benchmark_maps(bundle: ModelBundle, images: np.ndarray, labels: Sequence[int
     out: dict[str, np.ndarray | Failed] = {k: np.stack(v) for k, v in lime_maps.items()}
     inputs = bundle.preprocess(images)
     for method in ATTRIBUTION_METHODS:
-        name = method.replace("_", " ")
+        orig, gad = METHODS[method].label("Orig."), METHODS[method].label("GAD")
         try:
-            out[f"{name} (Orig.)"] = attribution_maps(bundle.model, inputs, labels, method).cpu().numpy()
+            out[orig] = attribution_maps(bundle.model, inputs, labels, method).cpu().numpy()
         except ValueError as exc:
-            out[f"{name} (Orig.)"] = Failed(str(exc))
+            out[orig] = Failed(str(exc))
         if support is not None:
             try:
-                out[f"{name} (GAD)"] = gad_map(support, images, labels, method).gad
+                out[gad] = gad_map(support, images, labels, method).gad
             except ValueError as exc:
-                out[f"{name} (GAD)"] = Failed(str(exc))
+                out[gad] = Failed(str(exc))
     return out
 
 

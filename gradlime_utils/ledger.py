@@ -24,6 +24,7 @@ from typing import Callable
 
 import numpy as np
 
+from .attributions import METHODS
 from .evolime import null_counts
 from .gad_eval import PAPER_TABLE1, PAPER_TABLE2
 from .heatmap import insertion_beyond_random
@@ -165,7 +166,7 @@ def _evaluation_null(key: str, metrics: tuple[str, ...]) -> Callable[[Path], str
 @_reads("evaluation_tables.json", "localisation_models")
 def _localisation(d: dict) -> str:
     rows = {r["method"]: r for r in d["localisation"]}
-    pick = [m for m in ("LIME", "GradLIME (feature)", "Grad-CAM", "guided backprop (GAD)") if m in rows]
+    pick = [m for m in ("LIME", "GradLIME (feature)", "Grad-CAM", METHODS["guided_backprop"].label("GAD")) if m in rows]
     models = d["localisation_models"]
     return (f"tie-fair Pointing Game on {d['benchmark']['n']} benchmark images, mean ± 95% CI over "
             f"{len(models)} training seeds: " + "; ".join(

@@ -264,3 +264,17 @@ def test_paper_profile_classifier_fine_tunes_a_two_way_resnet18(tmp_path, monkey
     assert maps.gad.shape == (2, 32, 32)
     with pytest.raises(ValueError, match="arch must be"):
         train_binary_classifier("alexnet", train, test, download=False, device="cpu")
+
+
+def test_the_attribution_registry_names_each_method_once():
+    from captum.attr._core.guided_backprop_deconvnet import ModifiedReluGradientAttribution
+
+    from gradlime_utils.attributions import ATTRIBUTION_METHODS, METHODS, SHORT_NAMES, _captum
+
+    assert tuple(METHODS) == ATTRIBUTION_METHODS and all(METHODS[i].id == i for i in METHODS)
+    assert [SHORT_NAMES[i] for i in ATTRIBUTION_METHODS] == ["S", "D", "GxI", "GB", "IG"]  # GAD's table columns
+    assert len({m.display for m in METHODS.values()}) == len(METHODS)
+    assert METHODS["integrated_gradients"].label("GAD") == "integrated gradients (GAD)"
+    for i, m in METHODS.items():  # the flag says what captum really does: rewrite nn.ReLU modules
+        cls = _captum(i)[0]
+        assert m.rewrites_relu == (cls is not None and issubclass(cls, ModifiedReluGradientAttribution))
