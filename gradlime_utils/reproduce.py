@@ -114,9 +114,12 @@ def sha256_file(path: Path) -> str:
 
 
 def code_hash(notebook: Path) -> str:
-    """SHA-256 over the notebook and every source file of ``gradlime_utils``: what decides the results."""
+    """SHA-256 over the notebook and every source and data file of ``gradlime_utils`` (sub-packages included, and
+    data such as the GAD paper's tables): what decides the results."""
     h = hashlib.sha256()
-    for path in [notebook, *sorted(PACKAGE_DIR.rglob("*.py"))]:  # sub-packages included
+    files = sorted(p for p in PACKAGE_DIR.rglob("*") if p.is_file() and p.suffix in (".py", ".json")
+                   and "__pycache__" not in p.parts)
+    for path in [notebook, *files]:
         h.update((path.name if path == notebook else path.relative_to(PACKAGE_DIR).as_posix()).encode())
         h.update(path.read_bytes())
     return h.hexdigest()

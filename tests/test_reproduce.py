@@ -209,3 +209,27 @@ def test_manifest_device_record_names_the_device():
         with pytest.raises(ReproduceError, match="no CUDA device"):
             device_record("cuda")
         assert device_record("auto")["resolved"] == "cpu"
+
+
+def test_the_code_hash_covers_sub_packages_and_package_data(tmp_path, monkeypatch):
+    """A rerun is skipped only when nothing that decides the results changed: a module in a sub-package or a data
+    file of the package (the GAD paper's tables) changes the hash too."""
+    from gradlime_utils import reproduce
+
+    package = tmp_path / "pkg"
+    (package / "runs").mkdir(parents=True)
+    (package / "a.py").write_text("x = 1\n")
+    (package / "runs" / "b.py").write_text("y = 2\n")
+    (package / "tables.json").write_text("{}\n")
+    notebook = tmp_path / "00.ipynb"
+    notebook.write_text("{}")
+    monkeypatch.setattr(reproduce, "PACKAGE_DIR", package)
+    seen = {reproduce.code_hash(notebook)}
+    for path, text in ((package / "runs" / "b.py", "y = 3\n"), (package / "tables.json", '{"a": 1}\n'),
+                       (notebook, '{"cells": []}')):
+        path.write_text(text)
+        seen.add(reproduce.code_hash(notebook))
+    (package / "runs" / "__pycache__").mkdir()
+    (package / "runs" / "__pycache__" / "b.cpython.pyc").write_bytes(b"\0")
+    seen.add(reproduce.code_hash(notebook))
+    assert len(seen) == 4  # three changes, each a new hash; compiled caches are not sources
