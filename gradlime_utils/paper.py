@@ -129,6 +129,9 @@ def locate(need: Need) -> Found:
     raise ValueError(f"unknown need {need}")
 
 
+FETCHABLE = ("oxford_pets", "cub_warbler_sparrow")  # the datasets python -m gradlime_utils.fetch downloads
+
+
 def check(chapters_and_parameters: dict[str, dict], profile: str = "paper") -> tuple[bool, str]:
     """The pre-flight report for ``{chapter: parameters}``: (everything required present, the report's text)."""
     if profile != "paper":
@@ -162,12 +165,14 @@ def check(chapters_and_parameters: dict[str, dict], profile: str = "paper") -> t
                  f"({free:,.0f} MB free under {probe})")
     weights = sorted({f.need.name for f in unique.values() if f.need.kind == "weights"})
     fetchable = sorted({f.need.name for f in unique.values() if f.need.kind == "dataset" and not f.need.root
-                        and f.need.name in ("oxford_pets", "cub_warbler_sparrow")})
+                        and f.need.name in FETCHABLE})
     parts = ([f"--weights {','.join(weights)}"] if weights else []) + \
             ([f"--datasets {','.join(fetchable)}"] if fetchable else [])
     if parts:
         lines.append(f"fetch them all: {FETCH} {' '.join(parts)}")
     for f in unique.values():
         if f.need.kind == "dataset" and f.need.name not in fetchable:
-            lines.append(f"by hand: {f.need.name}: {f.fetch}")
+            # a dataset given its own data_root is fetched on its own (the combined command has one root)
+            how = "fetch into its data_root" if f.need.name in FETCHABLE else "by hand"
+            lines.append(f"{how}: {f.need.name}: {f.fetch}")
     return False, "\n".join(lines)

@@ -34,6 +34,13 @@ def test_check_on_an_empty_machine_lists_every_missing_item_with_its_fetch_comma
     report = capsys.readouterr().out
     assert "MISSING weights vgg16" in report and "MISSING dataset cub_warbler_sparrow" in report
     assert "resnet18" not in report
+    # a dataset with its own data_root gets its own fetch command (with that root), not a "by hand" step
+    pets = tmp_path / "pets"
+    assert reproduce.main(["--chapter", "03_gad", "--profile", "paper", "--check", "-p", f"data_root={pets}"]) == 1
+    report = capsys.readouterr().out
+    assert f"fetch into its data_root: oxford_pets: python -m gradlime_utils.fetch --datasets oxford_pets --root {pets}" \
+        in report
+    assert "by hand" not in report
     # the quick profile reads only what ships in the packages
     assert reproduce.main(["--chapter", "all", "--profile", "quick", "--check"]) == 0
     assert reproduce.main(["--chapter", "nope", "--profile", "paper", "--check"]) == 2
