@@ -49,11 +49,11 @@ from .cache import state_digest
 from .datasets import one_class_files
 from .gad import gad_map, train_support_models
 from .gradcam import gradcam
-from .localisation import oracle_map, train_shapes_cnn
 from .models import ModelBundle
 from .neighborhood import sample_neighborhood, segment_image
 from .paper import default_imagenet_val
 from .runtime import by_profile
+from .shapes_benchmark import oracle_map, train_shapes_cnn
 from .stability import stability_summary
 from .stats import mean_ci, paired_test  # re-exported: chapters and exercises import them from here
 from .surrogate import SurrogateExplanation, explain_gradlime, explain_lime

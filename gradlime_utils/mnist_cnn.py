@@ -19,7 +19,7 @@ MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
 
 def relu_conv_stack(in_channels: int) -> nn.Sequential:
     """The three conv blocks of the book's small CNNs (MNIST here, the shapes benchmark in
-    :mod:`gradlime_utils.localisation`): 16, 32 and 64 channels, max-pooling after the first two.
+    :mod:`gradlime_utils.shapes_benchmark`): 16, 32 and 64 channels, max-pooling after the first two.
 
     Every activation is an ``nn.ReLU`` *module* (never ``F.relu``), so captum's Guided Backpropagation and
     Deconvolution, which rewrite ``nn.ReLU`` modules only, really apply.

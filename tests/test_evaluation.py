@@ -6,7 +6,7 @@ from gradlime_utils.evaluation import (Failed, baseline_attributions, complexity
                                        format_summary, localisation_metrics, mean_ci, paired_test,
                                        repo_markboundaries_attribution, score_attributions, summary_rows,
                                        superpixel_attribution)
-from gradlime_utils.localisation import (CLASS_SHAPES, make_shapes_benchmark, oracle_map, shape_mask,
+from gradlime_utils.shapes_benchmark import (CLASS_SHAPES, make_shapes_benchmark, oracle_map, shape_mask,
                                          train_shapes_cnn, uniform_random_map)
 from gradlime_utils.surrogate import SurrogateExplanation
 

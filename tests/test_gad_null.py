@@ -146,7 +146,7 @@ def test_mnist_cnn_cache_is_keyed_by_its_training_data(monkeypatch):
 
 
 def test_shapes_cnn_cache_is_keyed_by_its_training_data():
-    from gradlime_utils.localisation import make_shapes_benchmark, train_shapes_cnn
+    from gradlime_utils.shapes_benchmark import make_shapes_benchmark, train_shapes_cnn
 
     train, test = make_shapes_benchmark(n=16, seed=0), make_shapes_benchmark(n=8, seed=1)
     before = set(cache_dir("models").glob("shapes_cnn-*.pt"))

@@ -7,7 +7,7 @@ import torch
 
 import gradlime_utils as gu
 from gradlime_utils import evolime
-from gradlime_utils.localisation import ShapesCNN, _bundle, make_shapes_benchmark
+from gradlime_utils.shapes_benchmark import ShapesCNN, _bundle, make_shapes_benchmark
 
 
 @pytest.fixture(scope="module")

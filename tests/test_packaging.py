@@ -114,5 +114,17 @@ def test_the_gad_papers_tables_load_from_their_data_file():
 
 def test_the_api_page_documents_every_module(repo_root):
     page = (repo_root / "book" / "api.md").read_text()
+    import importlib
+
     modules = {p.stem for p in (repo_root / "gradlime_utils").glob("*.py") if p.stem != "__init__"}
-    assert {m for m in modules if f".. automodule:: gradlime_utils.{m}\n" not in page} == set()
+    # a former name that hands over its successor (localisation -> shapes_benchmark) is documented under the new one
+    own = {m for m in modules if importlib.import_module(f"gradlime_utils.{m}").__name__ == f"gradlime_utils.{m}"}
+    assert own < modules and {m for m in own if f".. automodule:: gradlime_utils.{m}\n" not in page} == set()
+
+
+def test_a_former_module_name_still_imports_the_module():
+    import gradlime_utils.localisation as old
+    from gradlime_utils import shapes_benchmark
+    from gradlime_utils.localisation import make_shapes_benchmark
+
+    assert old is shapes_benchmark and make_shapes_benchmark is shapes_benchmark.make_shapes_benchmark
