@@ -4,29 +4,32 @@ A LIME heat map gives every pixel the importance of the superpixel it belongs to
 ``scoreMap``). Two surrogates fit the same neighbourhood: the weighted ridge of LIME
 (``"linear"``: signed weights) and a weighted regression tree (``"tree"``, MATLAB's default: impurity-based
 feature importances, never negative). The comparison tools (rank agreement, top-region IoU, occlusion of the
-top superpixel, deletion and insertion curves) work on any per-pixel map, so Grad-CAM goes through the same code.
+top superpixel, deletion and insertion curves) work on any per-pixel map, so Grad-CAM goes through the same code:
+they live in :mod:`gradlime_utils.map_metrics` and are re-exported here.
 """
 from __future__ import annotations
 
 import time
-import warnings
 from dataclasses import dataclass, replace
-from typing import Callable, Sequence
+from typing import Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from scipy.ndimage import gaussian_filter
-from scipy.stats import spearmanr
 from sklearn.metrics import r2_score
 
 from .gradcam import gradcam
+# re-exported: chapters and exercises call them as heatmap.X (they live in map_metrics)
+from .map_metrics import (  # noqa: F401
+    DeletionInsertion, OcclusionResult, OcclusionScan, RANDOM_HEATMAPS, _as_map, deletion_insertion, null_percentile,
+    occluded_image, occlusion_drops, occlusion_sensitivity, permutation_pvalue, pixel_order, random_heatmaps,
+    rank_agreement, top_fraction_mask, top_rank, top_region_iou)
 from .models import ModelBundle
-from .neighborhood import Neighborhood, render_masks, sample_neighborhood, segment_image
+from .neighborhood import Neighborhood, sample_neighborhood, segment_image
 from .plotting import show_heatmap
 from .stats import mean_ci, paired_test
 from .surrogate import explain_lime, superpixel_means
-from .validation import check_finite, check_int, check_label, check_rgb_image, ranking
+from .validation import check_label, check_rgb_image, ranking
 
 SURROGATES = ("linear", "tree")
 
@@ -84,347 +87,8 @@ def lime_heatmap(neighborhood: Neighborhood, label: int, surrogate: str = "linea
                        score=float(tree.score(neighborhood.data, y, sample_weight=neighborhood.kernel_weights)))
 
 
-def _as_map(name: str, heatmap, shape=None) -> np.ndarray:
-    heatmap = np.asarray(heatmap, dtype=float)
-    if heatmap.ndim != 2:
-        raise ValueError(f"{name} must be an H×W map, got shape {heatmap.shape}")
-    if shape is not None and heatmap.shape != tuple(shape):
-        raise ValueError(f"{name} has shape {heatmap.shape}, expected {tuple(shape)}")
-    if not np.isfinite(heatmap).all():
-        raise ValueError(f"{name} contains NaN or infinite values")
-    return heatmap
-
-
-def pixel_order(heatmap: np.ndarray) -> np.ndarray:
-    """Flat pixel indices by decreasing heat; ties keep raster order, so the order is deterministic."""
-    heatmap = _as_map("heatmap", heatmap)
-    return np.argsort(-heatmap.ravel(), kind="stable")
-
-
-def top_fraction_mask(heatmap: np.ndarray, fraction: float) -> np.ndarray:
-    """Boolean mask of exactly ``round(fraction * H * W)`` hottest pixels (ties in raster order)."""
-    heatmap = _as_map("heatmap", heatmap)
-    if not 0 < fraction <= 1:
-        raise ValueError(f"fraction must be in (0, 1], got {fraction!r}")
-    k = max(1, int(round(fraction * heatmap.size)))
-    mask = np.zeros(heatmap.size, bool)
-    mask[pixel_order(heatmap)[:k]] = True
-    return mask.reshape(heatmap.shape)
-
-
-def top_region_iou(a: np.ndarray, b: np.ndarray, fraction: float = 0.2) -> float:
-    """Intersection over union of the top-``fraction`` regions of two maps of the same shape."""
-    a = _as_map("a", a)
-    b = _as_map("b", b, a.shape)
-    ma, mb = top_fraction_mask(a, fraction), top_fraction_mask(b, fraction)
-    return float((ma & mb).sum() / (ma | mb).sum())
-
-
-def rank_agreement(a: np.ndarray, b: np.ndarray) -> float:
-    """Spearman rank correlation between two maps over all pixels (NaN when one map is constant)."""
-    a = _as_map("a", a)
-    b = _as_map("b", b, a.shape)
-    if np.ptp(a) == 0 or np.ptp(b) == 0:
-        return float("nan")
-    return float(spearmanr(a.ravel(), b.ravel()).statistic)
-
-
-def _image_and_segments(image, segments) -> tuple[np.ndarray, np.ndarray]:
-    image = check_rgb_image(image)
-    segments = np.asarray(segments)
-    if segments.shape != image.shape[:2]:
-        raise ValueError(f"segments has shape {segments.shape}, the image {image.shape[:2]}")
-    return image, segments
-
-
-def _predictor(model) -> Callable[[np.ndarray], np.ndarray]:
-    if isinstance(model, ModelBundle):
-        return model.predict_proba
-    if callable(model):
-        return model
-    raise TypeError(f"model must be a ModelBundle or a callable images -> probabilities, got {type(model).__name__}")
-
-
-def _fill_image(image: np.ndarray, fill) -> np.ndarray:
-    """The replacement image: "mean" (the image's mean colour), "black", "blur" or a colour."""
-    if isinstance(fill, str):
-        if fill == "mean":
-            colour = image.reshape(-1, 3).mean(axis=0)
-        elif fill == "black":
-            colour = np.zeros(3)
-        elif fill == "blur":
-            return np.clip(gaussian_filter(image.astype(float), sigma=(10, 10, 0)), 0, 255).round().astype(np.uint8)
-        else:
-            raise ValueError(f"fill must be 'mean', 'black', 'blur' or an RGB colour, got {fill!r}")
-    else:
-        colour = np.asarray(fill, dtype=float)
-        if colour.shape != (3,) or not ((colour >= 0) & (colour <= 255)).all():
-            raise ValueError(f"fill colour must be 3 values in [0, 255], got {fill!r}")
-    out = np.empty_like(image)
-    out[:] = np.round(colour).astype(np.uint8)
-    return out
-
-
-@dataclass
-class OcclusionResult:
-    """Occluding the top superpixel(s) vs random ones (the sensitivity test of our reconstructed protocol)."""
-
-    label: int
-    p_original: float
-    p_top: float
-    p_random: np.ndarray
-    label_top: int
-    labels_random: np.ndarray
-    occluded_top: np.ndarray
-
-    @property
-    def drop_top(self) -> float:
-        return self.p_original - self.p_top
-
-    @property
-    def drop_random(self) -> float:
-        """Mean probability drop over the random occlusions."""
-        return float(self.p_original - self.p_random.mean())
-
-    @property
-    def flip_top(self) -> bool:
-        return self.label_top != self.label
-
-    @property
-    def flip_rate_random(self) -> float:
-        return float(np.mean(self.labels_random != self.label))
-
-
-def occlusion_sensitivity(model, image: np.ndarray, segments: np.ndarray, importance: np.ndarray,
-                          label: int | None = None, top_k: int = 1, n_random: int = 10, fill="mean",
-                          seed: int = 0) -> OcclusionResult:
-    """Occlude the ``top_k`` most important superpixels, and ``n_random`` random sets of ``top_k`` others.
-
-    ``label`` defaults to the model's prediction on ``image``; the random sets are drawn (seeded) from the
-    superpixels outside the top ``top_k``. Probabilities and predicted labels are recorded for each image.
-    """
-    predict = _predictor(model)
-    image, segments = _image_and_segments(image, segments)
-    m = int(segments.max()) + 1
-    importance = check_finite("importance", np.asarray(importance, dtype=float))
-    if importance.shape != (m,):
-        raise ValueError(f"importance has shape {importance.shape}; the segmentation has {m} superpixels")
-    if not isinstance(top_k, (int, np.integer)) or not 1 <= top_k < m:
-        raise ValueError(f"top_k must be an integer in [1, {m - 1}], got {top_k!r}")
-    if not isinstance(n_random, (int, np.integer)) or n_random < 1:
-        raise ValueError(f"n_random must be a positive integer, got {n_random!r}")
-    base = predict(image[None])[0]
-    if label is None:
-        label = int(np.argmax(base))
-    elif not isinstance(label, (int, np.integer)) or not 0 <= label < len(base):
-        raise ValueError(f"label must be a class index in [0, {len(base)}), got {label!r}")
-    top = ranking(importance)[:top_k]
-    rest = np.setdiff1d(np.arange(m), top)
-    rng = np.random.default_rng(seed)
-    masks = np.ones((1 + n_random, m), np.uint8)
-    masks[0, top] = 0
-    for r in range(n_random):
-        masks[1 + r, rng.choice(rest, size=top_k, replace=False)] = 0
-    occluded = render_masks(image, segments, masks, _fill_image(image, fill))
-    proba = predict(occluded)
-    labels = proba.argmax(axis=1)
-    p_top = float(proba[0, label])
-    if importance.max() == importance.min():  # no superpixel is more important than another
-        warnings.warn("importance is constant (e.g. all zero): the top superpixels are undefined, p_top is NaN",
-                      RuntimeWarning, stacklevel=2)
-        p_top = float("nan")
-    return OcclusionResult(label=int(label), p_original=float(base[label]), p_top=p_top,
-                           p_random=proba[1:, label].astype(float), label_top=int(labels[0]),
-                           labels_random=labels[1:], occluded_top=occluded[0])
-
-
-@dataclass
-class DeletionInsertion:
-    """Class probability as the hottest pixels are deleted from the image / inserted into the fill image."""
-
-    fractions: np.ndarray
-    deletion: np.ndarray
-    insertion: np.ndarray
-
-    @property
-    def deletion_auc(self) -> float:
-        """Area under the deletion curve (lower = the map found what the prediction needs)."""
-        return float(np.trapezoid(self.deletion, self.fractions))
-
-    @property
-    def insertion_auc(self) -> float:
-        """Area under the insertion curve (higher = better)."""
-        return float(np.trapezoid(self.insertion, self.fractions))
-
-    @property
-    def p_full(self) -> float:
-        """p(label) on the unperturbed image (the deletion curve's first point)."""
-        return float(self.deletion[0])
-
-    @property
-    def deletion_auc_normalised(self) -> float:
-        """Deletion area divided by the full image's probability: comparable across photos (1 = no drop)."""
-        return self.deletion_auc / self.p_full if self.p_full > 0 else float("nan")
-
-    @property
-    def insertion_auc_normalised(self) -> float:
-        """Insertion area divided by the full image's probability (1 = the full image's confidence throughout)."""
-        return self.insertion_auc / self.p_full if self.p_full > 0 else float("nan")
-
-
-def deletion_insertion(model, image: np.ndarray, heatmap: np.ndarray, label: int, steps: int = 20,
-                       fill="blur", batch_size: int | None = None) -> DeletionInsertion:
-    """Deletion and insertion curves (Petsiuk et al.) of ``label`` for one per-pixel ``heatmap``.
-
-    Pixels are taken in decreasing heat (:func:`pixel_order`); at step i of ``steps`` the first
-    round(i / steps * H * W) of them are replaced by the ``fill`` image (deletion) or copied onto it
-    (insertion). ``fill`` is "blur" (Gaussian blur, sigma 10, the insertion baseline of RISE), "mean",
-    "black" or a colour. The ``2 * (steps + 1)`` images go through the model in batches.
-    """
-    predict = _predictor(model)
-    image = check_rgb_image(image)
-    heatmap = _as_map("heatmap", heatmap, image.shape[:2])
-    if not isinstance(steps, (int, np.integer)) or steps < 1:
-        raise ValueError(f"steps must be a positive integer, got {steps!r}")
-    if not isinstance(label, (int, np.integer)) or label < 0:
-        raise ValueError(f"label must be a non-negative class index, got {label!r}")
-    filler = _fill_image(image, fill)
-    n = heatmap.size
-    fractions = np.arange(steps + 1) / steps
-    if heatmap.max() == heatmap.min():  # no order to follow: the curves would only follow the raster order
-        warnings.warn("heatmap is constant (e.g. all zero): deletion and insertion are undefined (NaN)",
-                      RuntimeWarning, stacklevel=2)
-        undefined = np.full(steps + 1, np.nan)
-        return DeletionInsertion(fractions=fractions, deletion=undefined, insertion=undefined.copy())
-    order = pixel_order(heatmap)
-    counts = np.round(fractions * n).astype(int)
-    flat_img, flat_fill = image.reshape(n, 3), filler.reshape(n, 3)
-    curves = {"deletion": [], "insertion": []}
-    batch_size = batch_size or (model.resolved_batch_size() if isinstance(model, ModelBundle) else 16)
-    for start in range(0, steps + 1, batch_size):
-        chunk = counts[start:start + batch_size]
-        dele = np.repeat(flat_img[None], len(chunk), axis=0)
-        ins = np.repeat(flat_fill[None], len(chunk), axis=0)
-        for row, c in enumerate(chunk):
-            dele[row, order[:c]] = flat_fill[order[:c]]
-            ins[row, order[:c]] = flat_img[order[:c]]
-        for name, batch in (("deletion", dele), ("insertion", ins)):
-            proba = predict(batch.reshape((len(chunk),) + image.shape))
-            if label >= proba.shape[1]:
-                raise ValueError(f"label {label} is out of range for a model with {proba.shape[1]} classes")
-            curves[name].append(proba[:, label])
-    return DeletionInsertion(fractions=fractions, deletion=np.concatenate(curves["deletion"]).astype(float),
-                             insertion=np.concatenate(curves["insertion"]).astype(float))
-
-
 # ---------------------------------------------------------------------------------------------------------
 # matched nulls: random maps of the right granularity, permutation tests, occlusion of every superpixel
-
-RANDOM_HEATMAPS = ("superpixel", "smooth")
-
-
-def random_heatmaps(kind: str, count: int, segments: np.ndarray, grid: int = 7, seed: int = 0) -> np.ndarray:
-    """``count`` random heat maps (count×H×W) of the granularity of the maps they are a null for.
-
-    ``"superpixel"``: one U(0, 1) value per superpixel of ``segments`` (the structure of a LIME heat map, with a
-    random ranking). ``"smooth"``: a ``grid``×``grid`` U(0, 1) map upsampled bilinearly to H×W (the structure of
-    a Grad-CAM map from a 7×7 layer). A pixel-level random map is a much weaker null for deletion and
-    insertion: scattered pixels leave every object half visible.
-    """
-    from skimage.transform import resize  # lazy: heavy import
-
-    if kind not in RANDOM_HEATMAPS:
-        raise ValueError(f"kind must be one of {RANDOM_HEATMAPS}, got {kind!r}")
-    count = check_int("count", count, 1)
-    segments = np.asarray(segments)
-    rng = np.random.default_rng(seed)
-    if kind == "superpixel":
-        return rng.uniform(size=(count, int(segments.max()) + 1))[:, segments]
-    grid = check_int("grid", grid, 2)
-    return np.stack([resize(rng.uniform(size=(grid, grid)), segments.shape, order=1, mode="edge",
-                            anti_aliasing=False) for _ in range(count)])
-
-
-def null_percentile(value: float, null_values, higher_is_better: bool = True) -> float:
-    """Share of the null's values that ``value`` beats (ties count half): 0.975 or more is beyond a two-sided
-    95% band on the good side."""
-    null = np.asarray(null_values, dtype=float)
-    null = null[np.isfinite(null)]
-    if not np.isfinite(value) or len(null) == 0:
-        return float("nan")
-    better = (null < value) if higher_is_better else (null > value)
-    return float((better.sum() + 0.5 * (null == value).sum()) / len(null))
-
-
-def permutation_pvalue(values: np.ndarray, segments: np.ndarray, other: np.ndarray, statistic: str = "rho",
-                       n_perm: int = 200, fraction: float = 0.2, seed: int = 0) -> tuple[float, float]:
-    """Agreement of a superpixel map (``values[segments]``) with ``other`` and its permutation p-value.
-
-    The null permutes the superpixel values (the same blocks, a random assignment), so it keeps the map's
-    granularity, which alone produces sizeable agreement with any smooth map. ``statistic`` is ``"rho"``
-    (:func:`rank_agreement`) or ``"iou"`` (:func:`top_region_iou` at ``fraction``). Returns (observed, p) with
-    p = (1 + #null >= observed) / (1 + n_perm): 1 / (n_perm + 1) when no permutation does as well.
-    """
-    if statistic not in ("rho", "iou"):
-        raise ValueError(f"statistic must be 'rho' or 'iou', got {statistic!r}")
-    values = check_finite("values", np.asarray(values, dtype=float))
-    segments = np.asarray(segments)
-    if values.shape != (int(segments.max()) + 1,):
-        raise ValueError(f"values has shape {values.shape}; the segmentation has {int(segments.max()) + 1} superpixels")
-    other = _as_map("other", other, segments.shape)
-    n_perm = check_int("n_perm", n_perm, 1)
-
-    def stat(v):
-        return rank_agreement(v[segments], other) if statistic == "rho" else top_region_iou(v[segments], other, fraction)
-
-    observed = stat(values)
-    rng = np.random.default_rng(seed)
-    null = np.array([stat(rng.permutation(values)) for _ in range(n_perm)])
-    if not np.isfinite(observed):
-        return observed, float("nan")
-    return float(observed), float((1 + np.sum(null >= observed - 1e-12)) / (1 + n_perm))
-
-
-@dataclass
-class OcclusionScan:
-    """Every superpixel occluded once: the probability drop of ``label`` and the predicted label each time."""
-
-    label: int
-    p_original: float
-    drops: np.ndarray
-    labels: np.ndarray
-
-    def flips(self) -> np.ndarray:
-        return self.labels != self.label
-
-
-def occlusion_drops(model, image: np.ndarray, segments: np.ndarray, label: int, fill="blur") -> OcclusionScan:
-    """Occlude each superpixel once (M queries, one batch) and record p(label)'s drop and the predicted label.
-
-    The fill should not be the hiding colour of the LIME neighbourhood being tested (LIME then learns exactly the
-    effect of that fill, and the test is circular): the default is a Gaussian blur.
-    """
-    predict = _predictor(model)
-    image, segments = _image_and_segments(image, segments)
-    m = int(segments.max()) + 1
-    masks = np.ones((m + 1, m), np.uint8)
-    masks[np.arange(1, m + 1), np.arange(m)] = 0
-    proba = predict(render_masks(image, segments, masks, _fill_image(image, fill)))
-    if not isinstance(label, (int, np.integer)) or not 0 <= label < proba.shape[1]:
-        raise ValueError(f"label must be a class index in [0, {proba.shape[1]}), got {label!r}")
-    return OcclusionScan(label=int(label), p_original=float(proba[0, label]),
-                         drops=(proba[0, label] - proba[1:, label]).astype(float), labels=proba[1:].argmax(axis=1))
-
-
-def top_rank(values: np.ndarray, drops) -> int:
-    """Rank (1 = largest drop) in the occlusion ranking of the superpixel a map ranks first (``drops``: an
-    :class:`OcclusionScan` or its drops)."""
-    drops = drops.drops if isinstance(drops, OcclusionScan) else drops
-    values, drops = np.asarray(values, dtype=float), np.asarray(drops, dtype=float)
-    if values.shape != drops.shape:
-        raise ValueError(f"values {values.shape} and drops {drops.shape} must have one entry per superpixel")
-    top = int(ranking(values)[0])
-    return int(1 + np.sum(drops > drops[top]))
 
 
 def holdout_r2(neighborhood: Neighborhood, label: int, surrogate: str = "linear", test_fraction: float = 0.25,
@@ -604,15 +268,6 @@ def describe_study(rows: list[dict]) -> list[str]:
                  f"{np.mean([r['tree_r2_holdout'] for r in rows]):.2f} on held-out ones (linear: "
                  f"{np.mean([r['linear_r2'] for r in rows]):.2f} / {np.mean([r['linear_r2_holdout'] for r in rows]):.2f}).")
     return lines
-
-
-def occluded_image(image: np.ndarray, segments: np.ndarray, superpixel: int, fill="blur") -> np.ndarray:
-    """``image`` with one superpixel replaced by ``fill`` (as :func:`occlusion_drops` shows it to the model)."""
-    image = check_rgb_image(image)
-    segments = np.asarray(segments)
-    masks = np.ones((1, int(segments.max()) + 1), np.uint8)
-    masks[0, int(superpixel)] = 0
-    return render_masks(image, segments, masks, _fill_image(image, fill))[0]
 
 
 def plot_step_by_step(image: np.ndarray, neighborhood: Neighborhood, linear: LimeHeatmap, tree: LimeHeatmap,
