@@ -23,10 +23,10 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from . import reproduce
 from .fixtures import paper_fixtures
 from .paper import PAPER_WEIGHTS, chapter_needs, check
-from .reproduce import NOTEBOOK_DIR, chapters, plan_runs
+from .runs import reproduce
+from .runs.reproduce import NOTEBOOK_DIR, chapters, plan_runs
 
 # Counts turned down through each chapter's declared parameters (their paper defaults stay the papers').
 REHEARSAL = {

@@ -10,7 +10,7 @@ REASONS = ("# lazy:", "# cycle:")
 
 
 def function_level_imports():
-    for path in sorted(PKG.glob("*.py")):
+    for path in sorted(PKG.rglob("*.py")):  # sub-packages included
         lines = path.read_text().split("\n")
         for node in ast.walk(ast.parse("\n".join(lines))):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):

@@ -116,10 +116,18 @@ def test_the_api_page_documents_every_module(repo_root):
     page = (repo_root / "book" / "api.md").read_text()
     import importlib
 
-    modules = {p.stem for p in (repo_root / "gradlime_utils").glob("*.py") if p.stem != "__init__"}
+    package = repo_root / "gradlime_utils"
+    modules = {".".join(p.relative_to(package).with_suffix("").parts) for p in package.rglob("*.py")
+               if p.stem != "__init__"}
     # a former name that hands over its successor (localisation -> shapes_benchmark) is documented under the new one
     own = {m for m in modules if importlib.import_module(f"gradlime_utils.{m}").__name__ == f"gradlime_utils.{m}"}
     assert own < modules and {m for m in own if f".. automodule:: gradlime_utils.{m}\n" not in page} == set()
+
+
+def test_every_sub_package_is_declared_so_that_a_wheel_carries_it(repo_root):
+    declared = tomllib.loads((repo_root / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    found = sorted(".".join(p.parent.relative_to(repo_root).parts) for p in (repo_root / "gradlime_utils").rglob("__init__.py"))
+    assert sorted(declared) == found
 
 
 def test_a_former_module_name_still_imports_the_module():
@@ -128,3 +136,10 @@ def test_a_former_module_name_still_imports_the_module():
     from gradlime_utils.localisation import make_shapes_benchmark
 
     assert old is shapes_benchmark and make_shapes_benchmark is shapes_benchmark.make_shapes_benchmark
+    import gradlime_utils.ledger
+    import gradlime_utils.reproduce
+    import gradlime_utils.sweep
+    from gradlime_utils import runs
+
+    assert (gradlime_utils.reproduce, gradlime_utils.sweep, gradlime_utils.ledger) == (
+        runs.reproduce, runs.sweep, runs.ledger)
