@@ -125,14 +125,14 @@ def test_non_finite_checkpoint_is_retrained(mnist_bundle, small_train):
 
 @pytest.mark.slow
 def test_mnist_cnn_cache_is_keyed_by_its_training_data(monkeypatch):
-    import gradlime_utils.datasets as datasets
+    import gradlime_utils.mnist_cnn as mnist_cnn
     from gradlime_utils.mnist_cnn import load_or_train_mnist_cnn
 
     kwargs = dict(digits=(1, 7), progress=False, epochs=1)
     _, first = load_or_train_mnist_cnn(**kwargs)
     _, again = load_or_train_mnist_cnn(**kwargs)
     assert not first["cached"] and again["cached"]
-    original = datasets.mnist_arrays
+    original = mnist_cnn.mnist_arrays  # the binding the trainer reads its data through
 
     def one_pixel_changed(*args, **kw):
         x, y = original(*args, **kw)
@@ -140,7 +140,7 @@ def test_mnist_cnn_cache_is_keyed_by_its_training_data(monkeypatch):
         x[0, 0, 0] ^= 1
         return x, y
 
-    monkeypatch.setattr(datasets, "mnist_arrays", one_pixel_changed)
+    monkeypatch.setattr(mnist_cnn, "mnist_arrays", one_pixel_changed)
     _, changed = load_or_train_mnist_cnn(**kwargs)
     assert not changed["cached"] and changed["path"] != first["path"]
 
