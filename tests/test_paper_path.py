@@ -119,3 +119,10 @@ def test_needs_follow_the_chapters_parameters():
     assert not paper.chapter_needs("07_lime_heatmap_vs_gradcam", {"data_root": "/photos"})[-1].optional
     assert paper.chapter_needs("06_normlime", {}) == []
     assert json.dumps(paper.GPU_ESTIMATE) and set(paper.GPU_ESTIMATE) == set(reproduce.chapters())
+
+
+def test_the_check_and_the_fetch_cli_agree_on_what_can_be_downloaded():
+    """--check folds into 'fetch them all' exactly the datasets python -m gradlime_utils.fetch downloads."""
+    from gradlime_utils import fetch, paper
+
+    assert set(paper.FETCHABLE) == set(fetch.DATASETS)

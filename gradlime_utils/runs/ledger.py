@@ -1,6 +1,6 @@
 """The reproduction ledger: ``python -m gradlime_utils.ledger``.
 
-Builds ``book/reproduction.md`` from the manifests and result files that :mod:`gradlime_utils.reproduce` wrote:
+Builds ``book/reproduction.md`` from the manifests and result files that :mod:`gradlime_utils.runs.reproduce` wrote:
 every figure and table of the papers, its status, our measured numbers beside the paper's and the
 command that regenerates it. ``--store DIR`` also copies each chapter's manifest and the small result files the
 ledger reads into ``DIR`` (the book keeps them in ``book/ledger/``), so the page can be rebuilt, and checked
