@@ -1,11 +1,16 @@
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
 import pytest
 
 # Tests train and cache their own small models in a fresh folder, never in the user's cache.
+# The folder (a few hundred MB of models and datasets) goes when the run ends: a hundred runs once
+# filled a CI disk.
 _CACHE = tempfile.mkdtemp(prefix="gradlime-test-cache-")
+atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
 os.environ["GRADLIME_CACHE"] = _CACHE
 os.environ.setdefault("TQDM_DISABLE", "1")
 

@@ -143,3 +143,17 @@ def test_a_former_module_name_still_imports_the_module():
 
     assert (gradlime_utils.reproduce, gradlime_utils.sweep, gradlime_utils.ledger) == (
         runs.reproduce, runs.sweep, runs.ledger)
+
+
+def test_a_test_run_removes_its_model_cache(repo_root, tmp_path):
+    """Each run trains into a fresh cache folder of a few hundred MB; left behind, a hundred runs filled a disk."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    cheap = "tests/test_packaging.py::test_runtime_dependencies_are_pinned"
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", cheap],
+                         cwd=repo_root, env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert not list(tmp_path.glob("gradlime-test-cache-*"))
