@@ -53,22 +53,31 @@ render = render_masks
 class EvolutionResult:
     """The best chromosome found, its fitness, and the run's history."""
 
+    #: the best chromosome: one 0/1 gene per superpixel (1 = kept)
     best: np.ndarray
+    #: the model's probability of ``target`` on the image that keeps only ``best``'s superpixels
     best_fitness: float
+    #: per generation (generation 0 first): the best and the mean fitness of the population
     history_best: list[float]
     history_mean: list[float]
+    #: per generation: the best chromosome (what the convergence figure's masks show)
     history_best_chromosomes: list[np.ndarray]
+    #: images the model was asked about: the first population, then the children of every generation
     queries: int
     seconds: float
+    #: the explained class index
     target: int
+    #: the run's settings, with the mutation rate actually used
     params: dict = field(default_factory=dict)
+
+    def mask(self, segments: np.ndarray) -> np.ndarray:
+        """The best chromosome as a pixel mask over ``segments``."""
+        return self.best.astype(bool)[segments]
 
     @property
     def size(self) -> int:
+        """How many superpixels the best chromosome keeps."""
         return int(self.best.sum())
-
-    def mask(self, segments: np.ndarray) -> np.ndarray:
-        return self.best.astype(bool)[segments]
 
 
 def evolve_explanation(bundle: ModelBundle, image: np.ndarray, segments: np.ndarray, target: int | None = None,

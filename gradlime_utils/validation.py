@@ -29,11 +29,16 @@ def check_seed(seed: Any, name: str = "seed") -> int:
 
 
 def check_choice(name: str, value: Any, choices) -> Any:
-    """One of ``choices`` (compared with ==); the message lists them."""
+    """The choice equal to ``value`` (so ``numpy.str_("lime")`` comes back as ``"lime"``); the message lists them.
+
+    ``True`` never stands in for ``1``, nor a number for a string: only values of one kind compare.
+    """
     choices = tuple(choices)
-    if not any(value == c and type(value) is type(c) for c in choices):
-        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
-    return value
+    for c in choices:
+        same_kind = isinstance(value, bool) == isinstance(c, bool) and isinstance(value, str) == isinstance(c, str)
+        if same_kind and np.ndim(value) == 0 and value == c:
+            return c
+    raise ValueError(f"{name} must be one of {choices}, got {value!r}")
 
 
 def check_label(label: Any, n_classes: int, name: str = "label") -> int:

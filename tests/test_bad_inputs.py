@@ -229,6 +229,12 @@ def test_every_choice_at_a_boundary_fails_with_the_same_message_shape():
     with pytest.raises(ValueError, match=r"got True"):
         check_choice("flag", True, (1, 2))  # True == 1, but a bool is not the integer choice
     assert check_choice("k", 2, (1, 2)) == 2 and check_label(np.int64(3), 4) == 3
+    # a name read from a DataFrame or an array comes back as the plain choice; an array is refused, not ambiguous
+    picked = check_choice("method", np.str_("lime"), ("lime", "gradlime"))
+    assert picked == "lime" and type(picked) is str and check_choice("k", np.int64(2), (1, 2)) == 2
+    for bad in (np.array(["lime"]), "1", 1.5):
+        with pytest.raises(ValueError, match=r"^k must be one of \(1, 2\)"):
+            check_choice("k", bad, (1, 2))
     for bad in (4, -1, 1.0, True):
         with pytest.raises(ValueError, match=re.escape("label must be an integer in [0, 4)")):
             check_label(bad, 4)
