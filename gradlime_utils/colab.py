@@ -16,7 +16,7 @@ from pathlib import Path
 REPOSITORY = "https://github.com/xai-companions/gradlime-book"  # _config.yml's repository url (tested)
 TAG = "colab-install"
 CELL_SOURCE = (
-    "# On Google Colab the companion package is not installed yet: install it (anywhere else this does nothing)\n"
+    "# On Google Colab, install the companion package first (anywhere else this does nothing)\n"
     "import sys\n"
     "if \"google.colab\" in sys.modules:\n"
     f"    %pip install --quiet git+{REPOSITORY}"

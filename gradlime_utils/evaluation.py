@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
@@ -52,6 +53,7 @@ from .gradcam import gradcam
 from .models import ModelBundle
 from .neighborhood import sample_neighborhood, segment_image
 from .paper import default_imagenet_val
+from .plotting import save_figure
 from .runtime import by_profile
 from .shapes_benchmark import oracle_map, train_shapes_cnn
 from .stability import stability_summary
@@ -732,6 +734,51 @@ def photo_sources(profile: str, image_names: Sequence[str], data_root=None, n_im
     if data_root is not None:
         return one_class_files(data_root, n_images, seed=seed, class_name=class_name)[1]
     return by_profile(profile, smoke=list(image_names)[:2], quick=list(image_names), paper=list(image_names))
+
+
+def plot_method_maps(image: np.ndarray, title: str, maps: Mapping[str, np.ndarray], cols: int = 6, path=None):
+    """The first image and every method's map of it (``maps``: name -> N×H×W, the first is drawn), on a grid of
+    ``cols`` columns. A map with negative values is drawn signed (blue-red, centred on zero), others from zero."""
+    fig, axes = plt.subplots(int(np.ceil((len(maps) + 1) / cols)), cols, figsize=(13, 4.6), squeeze=False)
+    axes = axes.ravel()
+    axes[0].imshow(image); axes[0].set_title(title, fontsize=8)
+    for ax, (name, a) in zip(axes[1:], maps.items()):
+        lim = np.abs(a[0]).max() or 1.0
+        signed = a[0].min() < 0
+        ax.imshow(a[0], cmap="RdBu_r" if signed else "magma", vmin=-lim if signed else 0, vmax=lim)
+        ax.set_title(name, fontsize=8)
+    for ax in axes:
+        ax.set_axis_off()
+    fig.tight_layout()
+    if path is not None:
+        save_figure(fig, path, dpi=80)
+    return fig
+
+
+def plot_localisation_maps(test_set, maps: Mapping[str, np.ndarray], methods: Sequence[str],
+                           examples: Sequence[int], scores: Mapping | None = None, size: float = 1.9, path=None):
+    """Benchmark images (rows: ``examples``) with each method's map (columns) and the object's outline (cyan).
+    With ``scores`` (method -> metric -> per-image scores) each map's title gives its Pointing Game and
+    relevance-rank accuracy; otherwise the first row names the methods."""
+    fig, axes = plt.subplots(len(examples), len(methods) + 1, squeeze=False,
+                             figsize=(size * (len(methods) + 1), 1.05 * size * len(examples)))
+    for r, i in enumerate(examples):
+        axes[r, 0].imshow(test_set.images[i])
+        axes[r, 0].set_title(test_set.class_names[test_set.labels[i]], fontsize=8)
+        for c, m in enumerate(methods, start=1):
+            axes[r, c].imshow(maps[m][i], cmap="magma")
+            axes[r, c].contour(test_set.masks[i], levels=[0.5], colors="c", linewidths=0.6)
+            if scores is not None:
+                point, rank = (float(scores[m][k][i]) for k in ("PointingGame", "RelevanceRankAccuracy"))
+                axes[r, c].set_title(f"{m}: pointing {point:.2f}, rank acc. {rank:.2f}", fontsize=8)
+            else:
+                axes[r, c].set_title(m if r == 0 else "", fontsize=7)
+    for ax in axes.ravel():
+        ax.set_axis_off()
+    fig.tight_layout()
+    if path is not None:
+        save_figure(fig, path, dpi=80)
+    return fig
 
 
 def score_records(scores: Mapping[str, Mapping[str, object]], image_names: Sequence[str], group: str) -> list[dict]:

@@ -17,6 +17,7 @@ import pandas as pd
 
 from .models import ModelBundle
 from .neighborhood import render_masks, sample_neighborhood
+from .plotting import save_figure, show_explanation
 from .surrogate import explain_lime
 from .validation import check_hide_color, check_int, check_seed, check_segments
 
@@ -326,5 +327,41 @@ def plot_run(image: np.ndarray, segments: np.ndarray, result: EvolutionResult, p
         ax.set_axis_off()
     fig.tight_layout()
     if path is not None:
-        fig.savefig(path, dpi=100, bbox_inches="tight")
+        save_figure(fig, path, dpi=100)
+    return fig
+
+
+def plot_examples(examples, title: str = "", path=None):
+    """Figure E-1: per (model, image) the photo, LIME's top superpixels (as many as the evolved mask keeps) and
+    the best evolved mask. ``examples``: (model, image name) -> (image, segments, the best
+    :class:`EvolutionResult`, LIME's explanation)."""
+    fig, axes = plt.subplots(len(examples), 3, figsize=(9.5, 3.2 * len(examples)), squeeze=False)
+    for r, ((model_name, image_name), (img, seg, best, lime_exp)) in enumerate(examples.items()):
+        axes[r, 0].imshow(img); axes[r, 0].set_title(f"{image_name} ({model_name})", fontsize=9)
+        show_explanation(axes[r, 1], lime_exp, img, max(best.size, 1), hide_rest=True,
+                         title=f"LIME, top {best.size}")
+        axes[r, 2].imshow(render(img, seg, best.best[None])[0])
+        axes[r, 2].set_title(f"EvoLIME: p = {best.best_fitness:.2f}", fontsize=9)
+        for ax in axes[r]:
+            ax.set_axis_off()
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    if path is not None:
+        save_figure(fig, path, dpi=80)
+    return fig
+
+
+def plot_progress(result: EvolutionResult, image: np.ndarray, segments: np.ndarray, generation: int):
+    """A GA run as it stood after ``generation``: the best fitness so far, and the image its best chromosome keeps
+    (the queries spent by then in the title)."""
+    chromosome = result.history_best_chromosomes[generation]
+    spent = ga_budget(result.params["population"], generation, result.params["elitism"])
+    fig, ax = plt.subplots(1, 2, figsize=(6.6, 3.1))
+    ax[0].plot(result.history_best[: generation + 1]); ax[0].set_xlim(0, len(result.history_best) - 1)
+    ax[0].set_xlabel("generation"); ax[0].set_ylabel("best fitness")
+    ax[0].set_title(f"{spent} queries", fontsize=9)
+    ax[1].imshow(render(image, segments, chromosome[None])[0]); ax[1].set_axis_off()
+    ax[1].set_title(f"best: {int(chromosome.sum())} superpixels, F = {result.history_best[generation]:.2f}",
+                    fontsize=9)
+    fig.tight_layout()
     return fig

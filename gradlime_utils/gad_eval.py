@@ -529,6 +529,85 @@ def plot_support_maps(image: np.ndarray, maps: Mapping[int, object], class_names
     return fig2, fig3
 
 
+def _finish(fig, title: str, path, fontsize: int = 10):
+    fig.suptitle(title, fontsize=fontsize)
+    fig.tight_layout()
+    if path is not None:
+        save_figure(fig, path)
+    return fig
+
+
+def plot_distancing(support: SupportModels, inputs, labels: np.ndarray, class_names: Sequence[str],
+                    title: str = "", path=None):
+    """Figure 1 of the GAD paper from real data: every model's two logits on the (preprocessed) training
+    ``inputs``, the original f0 first and then each support model, coloured by the true class, with the
+    diagonal where the two logits tie. Saved as PNG and PDF to ``path``."""
+    labels = np.asarray(labels)
+    alphas = support.alphas
+    fig, axes = plt.subplots(1, len(alphas), figsize=(3.1 * len(alphas), 3.2), sharex=True, sharey=True,
+                             squeeze=False)
+    axes = axes[0]
+    for ax, a in zip(axes, alphas):
+        z = support.logits(a, inputs)
+        for k, colour in ((0, "tab:blue"), (1, "tab:orange")):
+            ax.scatter(z[labels == k, 0], z[labels == k, 1], s=3, c=colour, label=class_names[k])
+        ax.axline((0, 0), slope=1, color="k", lw=0.5)
+        ax.set_title("original f0" if a == 0 else f"support α = {a:g}", fontsize=9)
+        ax.set_xlabel(f"logit '{class_names[0]}'")
+    axes[0].set_ylabel(f"logit '{class_names[1]}'")
+    axes[0].legend(fontsize=7, markerscale=3)
+    return _finish(fig, title, path)
+
+
+def plot_hull(image: np.ndarray, attribution: np.ndarray, hull, name: str = "GAD-GB", title: str = "",
+              path=None):
+    """Figure 4 of the GAD paper: an attribution map, and beside it the image with the map's convex hull
+    (``hull``, from :func:`convex_hull_mask`) and the points it encloses."""
+    fig, axes = plt.subplots(1, 2, figsize=(5.4, 2.8))
+    axes[0].imshow(attribution, cmap="gray_r"); axes[0].set_title(f"{name} map", fontsize=9)
+    axes[1].imshow(image); axes[1].contour(hull.mask, levels=[0.5], colors="lime")
+    axes[1].scatter(*np.argwhere(hull.points)[:, ::-1].T, s=2, c="red")
+    axes[1].set_title(f"hull of {hull.points.sum()} points: {hull.area} px", fontsize=9)
+    for ax in axes:
+        ax.set_axis_off()
+    return _finish(fig, title, path)
+
+
+def plot_methods(maps: Mapping[str, object], predicted: Sequence[int], class_names: Sequence[str],
+                 title: str = "", path=None):
+    """Figure 5 of the GAD paper: per method (``maps``: method id -> :class:`GadMaps` of the shown images) the
+    original model's map above the GAD map, one column per image, labelled with its predicted class."""
+    methods, n = list(maps), len(predicted)
+    fig, axes = plt.subplots(2 * len(methods), n, figsize=(1.6 * n, 1.6 * 2 * len(methods)), squeeze=False)
+    for r, m in enumerate(methods):
+        for c in range(n):
+            axes[2 * r, c].imshow(maps[m].original[c], cmap="gray_r")
+            axes[2 * r + 1, c].imshow(maps[m].gad[c], cmap="gray_r")
+        axes[2 * r, 0].set_ylabel(f"{SHORT_NAMES[m]} orig", fontsize=8)
+        axes[2 * r + 1, 0].set_ylabel(f"{SHORT_NAMES[m]} GAD", fontsize=8)
+    for c, p in enumerate(predicted):
+        axes[-1, c].set_xlabel(f"pred: {class_names[p]}", fontsize=8)
+    for ax in axes.ravel():
+        ax.set_xticks([]); ax.set_yticks([])
+    return _finish(fig, title, path)
+
+
+def plot_hull_grid(images: np.ndarray, maps: Mapping[str, object], labels: Sequence[int],
+                   class_names: Sequence[str], hull_rules: Mapping[str, float] | None = None,
+                   title: str = "", path=None):
+    """Figure 6 of the GAD paper: per method (rows) and image (columns) the original (red) and GAD (green)
+    hulls of :func:`plot_hulls`; ``maps``: method id -> :class:`GadMaps` of ``images``."""
+    methods, n = list(maps), len(images)
+    fig, axes = plt.subplots(len(methods), n, figsize=(1.5 * n, 1.6 * len(methods)), squeeze=False)
+    for r, m in enumerate(methods):
+        for c in range(n):
+            plot_hulls(axes[r, c], images[c], maps[m].original[c], maps[m].gad[c], hull_rules)
+        axes[r, 0].set_ylabel(SHORT_NAMES[m], fontsize=9)
+    for c, label in enumerate(labels):
+        axes[0, c].set_title(class_names[label], fontsize=8)
+    return _finish(fig, title, path, fontsize=9)
+
+
 def schedule_explorer(support: SupportModels, image: np.ndarray, target: int, method: str = "guided_backprop",
                       baseline: str = "black"):
     """The slider's drawing function for one image: ``draw(schedule, keep_fraction, combine)`` combines the cached

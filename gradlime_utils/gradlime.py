@@ -15,7 +15,7 @@ import numpy as np
 from .gradcam import gradcam
 from .models import ModelBundle, load_model
 from .neighborhood import Neighborhood, sample_neighborhood
-from .plotting import save_figure, show_explanation
+from .plotting import save_figure, show_activation, show_explanation, show_heatmap, show_segments
 from .surrogate import SurrogateExplanation, explain_gradlime, explain_lime
 
 
@@ -102,6 +102,48 @@ def plot_comparison(rows: Sequence[Comparison], title: str = "", path=None, curv
                 ax.set_title("Curves", fontsize=9)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
+    if path is not None:
+        save_figure(fig, path)
+    return fig
+
+
+def plot_framework(hood: Neighborhood, label: int, layer: str, layer_map: np.ndarray, cam: np.ndarray,
+                   activation: np.ndarray, explanation: SurrogateExplanation, class_name: str,
+                   title: str = "", path=None):
+    """The GradLIME paper's Figure 1 (its framework) drawn from one run's real intermediate results.
+
+    Top row, LIME's path: the input X, its superpixels X', the binary codes Z', one perturbed image and the
+    black box's sorted outputs P. Bottom row, the gradient path: the Grad-CAM map at ``layer`` (``layer_map``,
+    feature-map resolution), the map resized over the image (A, ``cam``), its mean per superpixel
+    (a, Eq. 8), the scaled codes S = Z' diag(a) and the surrogate's weights (Eq. 9). Right: the explanation.
+    Saved as PNG and PDF to ``path``.
+    """
+    image, codes = hood.image, hood.data[:30]
+    fig = plt.figure(figsize=(13, 5.2))
+    grid = fig.add_gridspec(2, 6, hspace=0.45, wspace=0.3)
+
+    def panel(r, c, name):
+        ax = fig.add_subplot(grid[r, c])
+        ax.set_title(name, fontsize=9); ax.set_xticks([]); ax.set_yticks([])
+        return ax
+
+    codes_view = {"cmap": "gray_r", "aspect": "auto", "interpolation": "nearest"}
+    panel(0, 0, "X: input").imshow(image)
+    show_segments(panel(0, 1, ""), image, hood.segments, f"X': {hood.num_superpixels} superpixels")
+    panel(0, 2, "Z' (binary codes)").imshow(codes, **codes_view)
+    panel(0, 3, f"Z: perturbed, p = {hood.predictions[3, label]:.2f}").imshow(hood.perturbed_image(3))
+    ax = panel(0, 4, "black box outputs P")
+    ax.plot(np.sort(hood.predictions[:, label])[::-1]); ax.set_xlabel("samples", fontsize=8)
+    panel(1, 0, f"layer {layer}: Grad-CAM").imshow(layer_map)
+    show_heatmap(panel(1, 1, ""), image, cam, "A: gradient activation")
+    show_activation(panel(1, 2, ""), activation, hood.segments, "a: per superpixel (Eq. 8)")
+    panel(1, 3, "S = Z' diag(a)").imshow(codes * activation, **codes_view)
+    coef = explanation.coef
+    panel(1, 4, "g: weighted ridge (Eq. 9)").bar(range(len(activation)), coef,
+                                                   color=np.where(coef > 0, "tab:green", "tab:red"))
+    show_explanation(fig.add_subplot(grid[:, 5]), explanation, image, 8, positive_only=False,
+                     title=f"explanation: {class_name}")
+    fig.suptitle(title, fontsize=11)
     if path is not None:
         save_figure(fig, path)
     return fig

@@ -26,7 +26,7 @@ from .map_metrics import (  # noqa: F401
     rank_agreement, top_fraction_mask, top_rank, top_region_iou)
 from .models import ModelBundle
 from .neighborhood import Neighborhood, sample_neighborhood, segment_image
-from .plotting import show_heatmap
+from .plotting import save_figure, show_heatmap
 from .stats import mean_ci, paired_test
 from .surrogate import explain_lime, superpixel_means
 from .validation import check_label, check_rgb_image, ranking
@@ -282,5 +282,75 @@ def plot_step_by_step(image: np.ndarray, neighborhood: Neighborhood, linear: Lim
     show_heatmap(axes[4], image, cam.heatmap, f"Grad-CAM ({', '.join(cam.layer_maps)})", alpha=0.55)
     fig.tight_layout()
     if path is not None:
-        fig.savefig(path, dpi=90, bbox_inches="tight")
+        save_figure(fig, path, dpi=90)
+    return fig
+
+
+def plot_examples(examples: dict, keys: Sequence, title: str = "", path=None):
+    """H-1/H-2: per (model, image) key of ``examples`` (the third value :func:`photo_study` returns) the photo,
+    the signed linear LIME heat map, the tree one and Grad-CAM."""
+    fig, axes = plt.subplots(len(keys), 4, figsize=(11, 2.9 * len(keys)), squeeze=False)
+    for r, key in enumerate(keys):
+        img, _, _, lin, tr, gc, _ = examples[key]
+        axes[r, 0].imshow(img); axes[r, 0].set_title(f"{key[1]} ({key[0]})", fontsize=8)
+        axes[r, 0].set_axis_off()
+        show_heatmap(axes[r, 1], img, lin.heatmap, "LIME linear", alpha=0.6, signed=True)
+        show_heatmap(axes[r, 2], img, tr.heatmap, "LIME tree", alpha=0.55)
+        show_heatmap(axes[r, 3], img, gc, "Grad-CAM", alpha=0.55)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    if path is not None:
+        save_figure(fig, path, dpi=80)
+    return fig
+
+
+def plot_curves(curves: dict, methods: Sequence[str], path=None):
+    """Mean deletion and insertion curves per method over every (model, image, method) key of ``curves``, each
+    normalised by the full image's probability; the random maps (nulls) dashed."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
+    for method in methods:
+        runs = [v for k, v in curves.items() if k[2] == method]
+        for ax, kind in zip(axes, ("deletion", "insertion")):
+            ax.plot(runs[0].fractions, np.mean([getattr(d, kind) / d.p_full for d in runs], axis=0),
+                    label=method, ls="--" if method.startswith("random") else "-")
+    for ax, t in zip(axes, ["deletion (lower is better)", "insertion (higher is better)"]):
+        ax.set_xlabel("fraction of pixels"); ax.set_ylabel("p(class) / p(full image)")
+        ax.set_title(t, fontsize=9); ax.legend(fontsize=7)
+    fig.tight_layout()
+    if path is not None:
+        save_figure(fig, path, dpi=90)
+    return fig
+
+
+def plot_sensitivity(example: tuple, name: str, title: str = "", path=None):
+    """H-3: the photo (an example of :func:`photo_study`) beside it with its most sensitive superpixel blurred,
+    each with the model's probability of the class."""
+    img, seg, _, _, _, _, scan = example
+    worst = int(np.argmax(scan.drops))
+    fig, axes = plt.subplots(1, 2, figsize=(6.4, 3.3))
+    axes[0].imshow(img); axes[0].set_title(f"{name}: p = {scan.p_original:.2f}", fontsize=9)
+    axes[1].imshow(occluded_image(img, seg, worst, fill="blur"))
+    p_blurred = scan.p_original - scan.drops[worst]
+    axes[1].set_title(f"most sensitive superpixel blurred: p = {p_blurred:.2f}", fontsize=9)
+    for ax in axes:
+        ax.set_axis_off()
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    if path is not None:
+        save_figure(fig, path, dpi=90)
+    return fig
+
+
+def plot_top_regions(example: tuple, name: str, top_percent: float):
+    """The top ``top_percent`` % pixels of each map of an example of :func:`photo_study` (the rest dimmed), with
+    each LIME map's top-region IoU with Grad-CAM."""
+    img, _, _, lin, tr, gc, _ = example
+    fig, axes = plt.subplots(1, 3, figsize=(9, 3.2))
+    for ax, (method, h) in zip(axes, [("LIME linear", lin.heatmap), ("LIME tree", tr.heatmap), ("Grad-CAM", gc)]):
+        keep = top_fraction_mask(h, top_percent / 100)
+        ax.imshow(np.where(keep[..., None], img, (img * 0.25).astype(np.uint8)))
+        iou = "" if method == "Grad-CAM" else f", IoU with Grad-CAM {top_region_iou(h, gc, top_percent / 100):.2f}"
+        ax.set_title(f"{method}{iou}", fontsize=8); ax.set_axis_off()
+    fig.suptitle(f"{name}: top {top_percent}% of each map", fontsize=9)
+    fig.tight_layout()
     return fig

@@ -18,9 +18,10 @@ from scipy.stats import spearmanr
 
 from .attributions import noise_tunnel_maps
 from .mnist_cnn import fit_mnist_cnn, mnist_to_tensor
+from .neighborhood import sample_neighborhood
 from .plotting import save_figure
 from .stats import mean_ci
-from .surrogate import superpixel_means
+from .surrogate import explain_lime, superpixel_means
 from .validation import check_finite, check_int, ranking
 
 NORMALISATIONS = ("squared_over_l1", "l1")
@@ -165,6 +166,40 @@ def kar_accuracy(x_train, y_train, x_test, y_test, segments, ranking, fractions,
     return out
 
 
+def kar_random(x_train, y_train, x_test, y_test, segments, fractions, seeds, epochs: int = 3,
+               n_random: int = 10, seed: int = 0, num_classes: int = 10) -> np.ndarray:
+    """KAR's null (fractions × ``n_random``): ``n_random`` random rankings, seeded permutations of the cells, each
+    retrained once; ranking j trains with seed ``seeds[j % len(seeds)] + 100 j``, so that no two random rankings
+    share a network's initialisation."""
+    m = int(np.max(segments)) + 1
+    seeds = list(seeds)
+    return np.concatenate([kar_accuracy(x_train, y_train, x_test, y_test, segments,
+                                        np.random.default_rng([seed, j]).permutation(m), fractions,
+                                        [seeds[j % len(seeds)] + 100 * j], epochs, num_classes)
+                           for j in range(check_int("n_random", n_random, 1))], axis=1)
+
+
+def explain_digits(bundle, images: np.ndarray, labels: np.ndarray, per_class: int, num_samples: int,
+                   segments: np.ndarray, classes: Sequence[int] = tuple(range(10)), seed: int = 0):
+    """The local explanations NormLIME aggregates: LIME (``num_samples`` samples, the grid ``segments`` as
+    features) on ``per_class`` training images of each class, drawn with ``seed``; image k uses seed
+    ``seed + k``. Each explains the model's top class. Returns the :class:`LocalExplanation` list and, per
+    explained class, the first (image index, LIME explanation)."""
+    images, labels = np.asarray(images), np.asarray(labels)
+    m = int(np.max(segments)) + 1
+    rng = np.random.default_rng(seed)
+    chosen = np.concatenate([rng.choice(np.flatnonzero(labels == d), per_class, replace=False) for d in classes])
+    local, first = [], {}
+    for k, i in enumerate(chosen):
+        rgb = np.repeat(images[i][..., None], 3, axis=-1)
+        hood = sample_neighborhood(bundle, rgb, num_samples=num_samples, seed=seed + k, segments=segments,
+                                   segmentation="grid", progress=False)
+        exp = explain_lime(hood, hood.top_label)
+        local.append(LocalExplanation(hood.top_label, np.arange(m), exp.coef))
+        first.setdefault(hood.top_label, (i, exp))
+    return local, first
+
+
 def bootstrap_agreement(explanations: Sequence[LocalExplanation], num_features: int, n_boot: int = 200,
                         top: int = 10, seed: int = 0) -> dict:
     """How different NormLIME's pooled ranking is from LIME-average's, over bootstrap resamples of the
@@ -260,6 +295,23 @@ def plot_kar(kar: dict, fractions, title: str = "", path=None):
     fig.tight_layout()
     if path is not None:
         save_figure(fig, path, dpi=90)
+    return fig
+
+
+def plot_top_cells(normlime: "NormLime", mean_image: np.ndarray, segments: np.ndarray, label: int, top_k: int):
+    """A class's ``top_k`` NormLIME cells (their importance, magma) over the class's mean image, beside it."""
+    importance = normlime.importance[label]
+    shown = np.zeros(len(importance))
+    top = normlime.ranking(label)[:top_k]
+    shown[top] = importance[top]
+    fig, ax = plt.subplots(1, 2, figsize=(5.4, 2.8))
+    ax[0].imshow(mean_image, cmap="gray"); ax[0].set_title(f"mean digit {label}", fontsize=9)
+    ax[1].imshow(mean_image, cmap="gray")
+    ax[1].imshow(shown[segments], cmap="magma", alpha=0.6)
+    ax[1].set_title(f"NormLIME top {top_k} cells", fontsize=9)
+    for a in ax:
+        a.set_axis_off()
+    fig.tight_layout()
     return fig
 
 

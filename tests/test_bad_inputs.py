@@ -1,12 +1,11 @@
 """Bad input across the public API and the three CLIs: each case names the exception type and a fragment of the
 message that names the offending parameter (or file). One table, so that a new boundary is one more row."""
-import json
 
 import numpy as np
 import pytest
 
 import gradlime_utils as gu
-from gradlime_utils import evolime, gad, gradcam, heatmap, hull_metrics, neighborhood, normlime, surrogate, widgets
+from gradlime_utils import evolime, gad, heatmap, hull_metrics, neighborhood, normlime, widgets
 from gradlime_utils.attributions import attribution_maps, baseline_input
 from gradlime_utils.gad_eval import paired_bootstrap
 from gradlime_utils.runtime import set_seed

@@ -201,3 +201,30 @@ def test_bad_inputs(shapes_bundle):
                            masks=np.zeros((2, 4, 4)))
     with pytest.raises(ValueError, match="needs a model"):
         score_attributions(None, None, [0, 1], {"m": np.zeros((2, 4, 4))}, {"Sufficiency": sufficiency_metric()})
+
+
+def test_the_chapters_map_figures_draw_what_they_are_given(tmp_path):
+    """The evaluation chapter's two map grids: every method's map (signed maps centred on zero) and the benchmark's
+    maps with the object outline, scored in the titles when scores are given."""
+    import matplotlib
+    import matplotlib.pyplot as plt
+
+    from gradlime_utils import evaluation as ev
+
+    matplotlib.use("Agg")
+    rng = np.random.default_rng(1)
+    bench = make_shapes_benchmark(6, seed=2)
+    maps = {"LIME": rng.random((6, 32, 32)), "saliency (Orig.)": rng.normal(size=(6, 32, 32))}
+    fig = ev.plot_method_maps(bench.images[0], "first image", maps, cols=3, path=tmp_path / "maps.png")
+    signed = fig.axes[2].images[0]
+    assert signed.get_cmap().name == "RdBu_r" and signed.get_clim()[0] == -signed.get_clim()[1]
+    assert fig.axes[1].images[0].get_clim()[0] == 0 and (tmp_path / "maps.pdf").is_file()
+
+    scores = {m: {"PointingGame": np.arange(6) / 10, "RelevanceRankAccuracy": np.full(6, 0.25)} for m in maps}
+    fig = ev.plot_localisation_maps(bench, maps, ["LIME"], [4], scores=scores)
+    assert fig.axes[1].get_title() == "LIME: pointing 0.40, rank acc. 0.25"
+    np.testing.assert_array_equal(fig.axes[1].images[0].get_array(), maps["LIME"][4])
+    assert fig.axes[1].collections  # the object's outline
+    fig = ev.plot_localisation_maps(bench, maps, list(maps), [0, 1])
+    assert [ax.get_title() for ax in fig.axes[1:3]] == list(maps) and fig.axes[4].get_title() == ""
+    plt.close("all")

@@ -86,3 +86,26 @@ def test_null_counts_of_the_matched_null_rows():
     rows = [{"gain_low": 0.01, "random_beats_full": 0.9}, {"gain_low": -0.02, "random_beats_full": 0.5},
             {"gain_low": 0.0, "random_beats_full": 0.2}]
     assert null_counts(rows) == {"beats": 1, "random_beats_full": 1, "n": 3}
+
+
+def test_the_chapters_figures_show_the_run_they_are_given(toy, tmp_path):
+    """E-1's grid and the slider's progress view draw the run's own masks, fitness and query counts."""
+    import matplotlib
+    import matplotlib.pyplot as plt
+
+    from gradlime_utils import evolime
+
+    matplotlib.use("Agg")
+    bundle, image, segments = toy
+    res = evolve_explanation(bundle, image, segments, target=1, population=6, generations=4, seed=0)
+    hood = gu.sample_neighborhood(bundle, image, num_samples=30, seed=0, segments=segments)
+    lime_exp = gu.explain_lime(hood, 1)
+    fig = evolime.plot_examples({("toy", "white"): (image, segments, res, lime_exp)}, "E-1", tmp_path / "E-1.png")
+    assert fig.axes[2].get_title() == f"EvoLIME: p = {res.best_fitness:.2f}" and (tmp_path / "E-1.pdf").is_file()
+    np.testing.assert_array_equal(fig.axes[2].images[0].get_array(), render(image, segments, res.best[None])[0])
+    fig = evolime.plot_progress(res, image, segments, 2)
+    assert fig.axes[0].get_title() == f"{evolime.ga_budget(6, 2)} queries" == "16 queries"
+    np.testing.assert_allclose(fig.axes[0].lines[0].get_ydata(), res.history_best[:3])
+    kept = res.history_best_chromosomes[2]
+    np.testing.assert_array_equal(fig.axes[1].images[0].get_array(), render(image, segments, kept[None])[0])
+    plt.close("all")

@@ -278,3 +278,44 @@ def test_the_attribution_registry_names_each_method_once():
     for i, m in METHODS.items():  # the flag says what captum really does: rewrite nn.ReLU modules
         cls = _captum(i)[0]
         assert m.rewrites_relu == (cls is not None and issubclass(cls, ModifiedReluGradientAttribution))
+
+
+def test_the_gad_figures_draw_the_maps_and_logits_they_are_given(tmp_path):
+    """Figures 1, 4, 5 and 6 of the GAD paper as package functions: what each panel shows is what was passed."""
+    import matplotlib
+    import matplotlib.pyplot as plt
+
+    from gradlime_utils import gad_eval as ge
+    from gradlime_utils.gad import GadMaps
+    from gradlime_utils.hull_metrics import convex_hull_mask
+
+    matplotlib.use("Agg")
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 255, (3, 12, 12, 3), dtype=np.uint8)
+    maps = {m: GadMaps(m, "min", [0, 2], rng.random((2, 3, 12, 12)), rng.random((3, 12, 12)))
+            for m in ("saliency", "guided_backprop")}
+    fig = ge.plot_methods(maps, [0, 1, 1], ["cat", "dog"], "Figure 5", tmp_path / "D-5.png")
+    assert fig.axes[0].get_ylabel() == "S orig" and fig.axes[3 * 3].get_ylabel() == "GB GAD"
+    np.testing.assert_array_equal(fig.axes[3].images[0].get_array(), maps["saliency"].gad[0])
+    assert [ax.get_xlabel() for ax in fig.axes[-3:]] == ["pred: cat", "pred: dog", "pred: dog"]
+    assert (tmp_path / "D-5.png").is_file() and (tmp_path / "D-5.pdf").is_file()
+
+    fig = ge.plot_hull_grid(images, maps, [1, 0, 1], ["cat", "dog"], {"top_fraction": 0.5}, "Figure 6")
+    assert [ax.get_title() for ax in fig.axes[:3]] == ["dog", "cat", "dog"] and len(fig.axes) == 6
+    assert fig.axes[3].get_ylabel() == "GB" and fig.axes[0].collections  # the hull contours were drawn
+
+    hull = convex_hull_mask(maps["saliency"].gad[0], keep=0.1, rule="fraction_of_max")
+    fig = ge.plot_hull(images[0], maps["saliency"].gad[0], hull, "GAD-S", "Figure 4")
+    assert fig.axes[0].get_title() == "GAD-S map" and f"{hull.area} px" in fig.axes[1].get_title()
+
+    class TwoModels:  # the one method plot_distancing asks of SupportModels
+        alphas = [0, 4]
+
+        def logits(self, alpha, inputs):
+            return np.asarray(inputs) * (1 + alpha)
+
+    inputs, labels = rng.normal(size=(6, 2)), np.array([0, 1, 0, 1, 0, 1])
+    fig = ge.plot_distancing(TwoModels(), inputs, labels, ["cat", "dog"], "Figure 1", tmp_path / "D-1.png")
+    np.testing.assert_allclose(fig.axes[1].collections[1].get_offsets(), inputs[labels == 1] * 5)
+    assert fig.axes[1].get_title() == "support α = 4" and fig.axes[0].get_ylabel() == "logit 'dog'"
+    plt.close("all")

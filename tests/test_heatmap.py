@@ -187,3 +187,38 @@ def test_insertion_beyond_random_needs_both_nulls():
                           "insertion pct superpixel Grad-CAM": 0.5, "insertion pct smooth Grad-CAM": 1.0}
     rows = [row(1.0, 1.0), row(0.975, 0.99), row(1.0, 0.9)]
     assert hm.insertion_beyond_random(rows) == {"LIME linear": 2, "Grad-CAM": 0}
+
+
+def test_the_chapters_figures_draw_the_example_they_are_given(white, tmp_path):
+    """H-1/H-2, the mean curves, H-3 and the threshold slider as package functions, on a hand-made example."""
+    import matplotlib
+    import matplotlib.pyplot as plt
+
+    from gradlime_utils.map_metrics import DeletionInsertion, OcclusionScan
+
+    matplotlib.use("Agg")
+    segments = np.repeat(np.arange(4), 100).reshape(20, 20)  # four horizontal bands of 5 rows
+    lin = hm.LimeHeatmap(1, "linear", np.array([0.5, -0.2, 0.0, 0.1]), segments, 0.9)
+    tree = hm.LimeHeatmap(1, "tree", np.array([0.1, 0.3, 0.0, 0.0]), segments, 0.8)
+    cam = region_map()
+    scan = OcclusionScan(1, 0.8, np.array([0.1, 0.6, 0.0, 0.2]), np.array([1, 0, 1, 1]))
+    example = (white, segments, 1, lin, tree, cam, scan)
+    fig = hm.plot_examples({("toy", "white"): example}, [("toy", "white")], "H-2", tmp_path / "H-2.png")
+    assert [ax.get_title() for ax in fig.axes] == ["white (toy)", "LIME linear", "LIME tree", "Grad-CAM"]
+    assert (tmp_path / "H-2.pdf").is_file()
+
+    fig = hm.plot_sensitivity(example, "white", "H-3")
+    assert fig.axes[1].get_title() == "most sensitive superpixel blurred: p = 0.20"  # band 1 drops 0.6 of 0.8
+
+    fig = hm.plot_top_regions(example, "white", 25)
+    shown = fig.axes[0].images[0].get_array()
+    assert (shown[:5] == 255).all() and (shown[5:] == 63).all()  # the linear map's top 25%: band 0
+    assert fig.axes[0].get_title() == f"LIME linear, IoU with Grad-CAM {top_region_iou(lin.heatmap, cam, 0.25):.2f}"
+
+    run = DeletionInsertion(np.array([0.0, 0.5, 1.0]), np.array([0.8, 0.4, 0.0]), np.array([0.0, 0.4, 0.8]))
+    other = DeletionInsertion(run.fractions, np.array([0.8, 0.8, 0.0]), run.insertion)
+    fig = hm.plot_curves({("toy", "a", "Grad-CAM"): run, ("toy", "b", "Grad-CAM"): other,
+                          ("toy", "a", "random smooth"): run}, ["Grad-CAM", "random smooth"])
+    np.testing.assert_allclose(fig.axes[0].lines[0].get_ydata(), [1.0, 0.75, 0.0])  # mean of runs / p_full
+    assert fig.axes[0].lines[1].get_linestyle() == "--"
+    plt.close("all")

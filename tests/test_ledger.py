@@ -2,9 +2,8 @@
 import json
 from pathlib import Path
 
-import pytest
 
-from gradlime_utils.ledger import ITEMS, main, render, store, verify
+from gradlime_utils.ledger import ITEMS, main, render, verify
 from gradlime_utils.reproduce import sha256_file
 
 REPO = Path(__file__).resolve().parents[1]

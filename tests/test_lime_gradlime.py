@@ -199,3 +199,27 @@ def test_neighborhood_is_bit_for_bit_lime_data_labels(mnist_bundle, digit, hide_
         digit, nb.fudged_image, nb.segments, mnist_bundle.predict_proba, 57, batch_size=10)
     np.testing.assert_array_equal(nb.data, data)
     np.testing.assert_array_equal(nb.predictions, labels)
+
+
+def test_the_framework_figure_draws_the_runs_own_intermediate_results(mnist_bundle, mnist_nb, tmp_path):
+    """Figure 1 of the GradLIME paper: 11 panels, each from the run (Z', S = Z' diag(a), the weights), saved twice."""
+    import matplotlib
+    import matplotlib.pyplot as plt
+
+    from gradlime_utils import gradlime as gl
+
+    matplotlib.use("Agg")
+    label = mnist_nb.top_label
+    cam = gu.gradcam(mnist_bundle, mnist_nb.image, label)
+    layer, heatmap = next(iter(cam.layer_maps)), cam.heatmap
+    a = gu.superpixel_activation(heatmap, mnist_nb.segments)
+    feat = gu.explain_gradlime(mnist_nb, label, heatmap, mode="feature")
+    fig = gl.plot_framework(mnist_nb, label, layer, cam.layer_maps[layer], heatmap, a, feat, "digit",
+                            "G-1", tmp_path / "G-1.png")
+    assert len(fig.axes) == 11 and (tmp_path / "G-1.png").stat().st_size and (tmp_path / "G-1.pdf").is_file()
+    codes = [ax.images[0].get_array() for ax in fig.axes if ax.get_title() in ("Z' (binary codes)", "S = Z' diag(a)")]
+    np.testing.assert_array_equal(codes[0], mnist_nb.data[:30])
+    np.testing.assert_allclose(codes[1], mnist_nb.data[:30] * a)
+    bars = next(ax for ax in fig.axes if ax.get_title().startswith("g: weighted ridge")).patches
+    np.testing.assert_allclose([b.get_height() for b in bars], feat.coef)
+    plt.close(fig)

@@ -84,3 +84,45 @@ def test_kar_plot_and_the_rankings_above_random(tmp_path):
     plt.close(fig)
     rows = nl.kar_comparison(kar, [0.1, 0.2], reference="ink")
     assert [nl.above_random(r, ("NormLIME", "ink")) for r in rows] == [["NormLIME"], []]
+
+
+def test_explain_digits_is_lime_on_seeded_draws_of_each_class(mnist_bundle):
+    """The chapter's explanation set: per class the seeded draw, LIME with seed + k, the model's top class."""
+    from gradlime_utils.normlime import explain_digits
+
+    x, y = gu.mnist_arrays((3, 8), "train")
+    segments = gu.segment_image(np.repeat(x[0][..., None], 3, axis=-1), "grid", cell_size=7)
+    local, first = explain_digits(mnist_bundle, x, y, 2, 40, segments, classes=(0, 1), seed=5)
+    rng = np.random.default_rng(5)
+    chosen = np.concatenate([rng.choice(np.flatnonzero(y == d), 2, replace=False) for d in (0, 1)])
+    assert len(local) == 4 and all(len(e.weights) == 16 for e in local)
+    hood = gu.sample_neighborhood(mnist_bundle, np.repeat(x[chosen[3]][..., None], 3, axis=-1), num_samples=40,
+                                  seed=5 + 3, segments=segments, segmentation="grid", progress=False)
+    np.testing.assert_array_equal(local[3].weights, gu.explain_lime(hood, hood.top_label).coef)
+    assert local[3].label == hood.top_label and first[local[0].label][0] == chosen[0]
+
+
+def test_kar_random_retrains_each_random_ranking_with_its_own_seed():
+    from gradlime_utils.normlime import kar_accuracy, kar_random
+
+    x, y = gu.mnist_arrays((3, 8), "train")
+    xt, yt = gu.mnist_arrays((3, 8), "test")
+    data = (x[:40], y[:40], xt[:20], yt[:20], gu.segment_image(np.zeros((28, 28, 3), np.uint8), "grid",
+                                                            cell_size=7))
+    null = kar_random(*data, [0.5], seeds=[0, 1], epochs=1, n_random=2, seed=3, num_classes=2)
+    assert null.shape == (1, 2)
+    second = kar_accuracy(*data, np.random.default_rng([3, 1]).permutation(16), [0.5], [1 + 100], 1, 2)
+    assert null[0, 1] == second[0, 0]
+    with pytest.raises(ValueError, match="n_random"):
+        kar_random(*data, [0.5], seeds=[0], n_random=0)
+
+
+def test_the_slider_shows_the_classes_top_cells_and_nothing_else():
+    norm = aggregate([LocalExplanation(0, np.array([0, 1]), np.array([2.0, -2.0])),
+                      LocalExplanation(0, np.array([1, 2]), np.array([3.0, 1.0]))], num_features=4)
+    segments = np.repeat(np.arange(4), 4).reshape(4, 4)  # row r is feature r
+    fig = nl.plot_top_cells(norm, np.ones((4, 4)), segments, 0, 2)
+    overlay = fig.axes[1].images[1].get_array()
+    np.testing.assert_allclose(overlay[:, 0], [1.0, (1 + 9 / 4) / 2, 0, 0])  # features 1 and 0 kept, 2 dropped
+    assert fig.axes[1].get_title() == "NormLIME top 2 cells"
+    plt.close(fig)

@@ -2,7 +2,6 @@
 rehearsal's coverage of every chapter's paper branch, and memory-safe batches for 224-pixel images."""
 import json
 
-import numpy as np
 import pytest
 import torch
 
