@@ -10,6 +10,7 @@ they live in :mod:`gradlime_utils.map_metrics` and are re-exported here.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from dataclasses import dataclass, replace
 from typing import Sequence
 
@@ -24,7 +25,8 @@ from .map_metrics import (  # noqa: F401
     DeletionInsertion, OcclusionResult, OcclusionScan, RANDOM_HEATMAPS, _as_map, deletion_insertion, null_percentile,
     occluded_image, occlusion_drops, occlusion_sensitivity, permutation_pvalue, pixel_order, random_heatmaps,
     rank_agreement, top_fraction_mask, top_rank, top_region_iou)
-from .models import ModelBundle
+from .images import load_image
+from .models import ModelBundle, load_model
 from .neighborhood import Neighborhood, sample_neighborhood, segment_image
 from .plotting import save_figure, show_heatmap
 from .stats import mean_ci, paired_test
@@ -192,6 +194,33 @@ def photo_study(bundle: ModelBundle, image: np.ndarray, n_features: int = 49, nu
                 "label_after_top": bundle.class_names[int(scan.labels[top])]})
     curves.update({f"random {kind}": runs[0] for kind, runs in null.items()})
     return row, curves, (image, segments, label, lin, tree, cam, scan)
+
+
+def photos_study(models: Sequence[str], sources: Sequence, device: str = "cpu", reuse: tuple | None = None,
+                 progress: bool = True, **study) -> tuple[list[dict], dict, dict]:
+    """:func:`photo_study` for every model (names) and photo (sample names or paths), with the keyword
+    arguments ``study``. ``reuse``: an already loaded (bundle, neighbourhood of the first photo): that bundle
+    serves its model and the neighbourhood its first photo, so their queries are not spent twice.
+
+    Returns the rows (each with "model" and "image"), the curves by (model, image, method) and the examples
+    (for the figures) by (model, image); ``progress`` prints each photo's LIME and Grad-CAM times.
+    """
+    records, curves, examples = [], {}, {}
+    for model_name in models:
+        shared = reuse is not None and model_name == reuse[0].name
+        bundle = reuse[0] if shared else load_model(model_name, device=device)
+        for k, source in enumerate(sources):
+            name = Path(str(source)).stem
+            hood = reuse[1] if shared and k == 0 else None
+            row, photo_curves, example = photo_study(bundle, load_image(source, size=bundle.input_size),
+                                                     neighborhood=hood, **study)
+            records.append({"model": model_name, "image": name, **row})
+            curves.update({(model_name, name, m): c for m, c in photo_curves.items()})
+            examples[(model_name, name)] = example
+            if progress:
+                print(f"{model_name:<20}{name:<12}{row['class'][:22]:<23} LIME {row['lime_seconds']:5.1f} s, "
+                      f"Grad-CAM {row['gradcam_seconds']:.2f} s")
+    return records, curves, examples
 
 
 HEATMAP_METHODS = ("LIME linear", "LIME tree", "Grad-CAM")

@@ -222,3 +222,23 @@ def test_the_chapters_figures_draw_the_example_they_are_given(white, tmp_path):
     np.testing.assert_allclose(fig.axes[0].lines[0].get_ydata(), [1.0, 0.75, 0.0])  # mean of runs / p_full
     assert fig.axes[0].lines[1].get_linestyle() == "--"
     plt.close("all")
+
+
+def test_photos_study_spends_the_shared_neighbourhood_on_the_first_photo_only(lite0):
+    study = dict(n_features=16, num_samples=12, steps=3, n_random=1, n_perm=5, seed=0)
+    image = gu.load_image("chelsea", size=lite0.input_size)
+    segments = gu.segment_image(image, "slic", n_segments=16)
+    hood = gu.sample_neighborhood(lite0, image, num_samples=12, seed=0, segments=segments,
+                                  hide_color=image.reshape(-1, 3).mean(axis=0), progress=False)
+    records, curves, examples = hm.photos_study(["efficientnet_lite0"], ["chelsea", "coffee"], reuse=(lite0, hood),
+                                                progress=False, **study)
+    assert [(r["model"], r["image"]) for r in records] == [("efficientnet_lite0", "chelsea"),
+                                                           ("efficientnet_lite0", "coffee")]
+    assert set(examples) == {("efficientnet_lite0", "chelsea"), ("efficientnet_lite0", "coffee")}
+    assert ("efficientnet_lite0", "coffee", "Grad-CAM") in curves
+    alone, _, _ = hm.photo_study(lite0, image, neighborhood=hood, **study)
+    assert records[0]["insertion LIME linear"] == alone["insertion LIME linear"]
+    other = gu.sample_neighborhood(lite0, image, num_samples=12, seed=1, segments=segments,
+                                   hide_color=image.reshape(-1, 3).mean(axis=0), progress=False)
+    with pytest.raises(ValueError, match="neighborhood was not sampled"):  # proof that it is used, and checked
+        hm.photos_study(["efficientnet_lite0"], ["chelsea"], reuse=(lite0, other), progress=False, **study)
