@@ -81,7 +81,8 @@ class SliderFigure(widgets.VBox):
             widgets.SelectionSlider(options=[(_label(v), i) for i, v in enumerate(self.values[name])],
                                     value=start[k], description=descriptions.get(name, name),
                                     continuous_update=True, style={"description_width": "initial"},
-                                    layout=widgets.Layout(width="420px"))
+                                    layout=widgets.Layout(width="420px"),
+                                    disabled=len(self.values[name]) == 1)  # one value: shown, fixed
             for k, name in enumerate(self.names)]
         # SelectionSlider options are (label, index) pairs, so `value` is the index as well; link
         # `index`, which is what the browser-side model updates.

@@ -32,6 +32,12 @@ def test_two_sliders_nest_stacks():
     assert fig.current() == {"k": 1, "t": 0.3}
 
 
+def test_a_parameter_with_one_value_is_shown_but_cannot_move():
+    """A profile that fixes a parameter (smoke's single photo) leaves its slider in place, disabled."""
+    fig = gu.slider_figure(draw, {"k": [1], "t": [0.1, 0.2]})
+    assert [s.disabled for s in fig.sliders] == [True, False] and fig.current() == {"k": 1, "t": 0.1}
+
+
 def test_lazy_mode_draws_on_first_visit_only():
     calls.clear()
     fig = gu.slider_figure(draw, {"k": [1, 2, 3]}, precompute=False)
