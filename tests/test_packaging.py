@@ -44,6 +44,8 @@ def test_every_notebook_is_parameterised_clean_and_in_the_toc(repo_root):
                 assert not cell.get("outputs") and cell.get("execution_count") is None, \
                     f"{path.name}: commit notebooks without outputs"
         assert f"notebooks/{path.stem}" in toc, f"{path.name} is not in _toc.yml"
+        ids = [c["id"] for c in nb["cells"]]
+        assert len(set(ids)) == len(ids), f"{path.name}: cell ids repeat (nbformat would rewrite them)"
 
 
 def test_every_cited_key_exists_in_the_bibliography(repo_root):
