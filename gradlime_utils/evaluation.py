@@ -53,7 +53,7 @@ from .gradcam import gradcam
 from .models import ModelBundle
 from .neighborhood import sample_neighborhood, segment_image
 from .paper import default_imagenet_val
-from .plotting import save_figure
+from .plotting import finish_figure
 from .runtime import by_profile
 from .shapes_benchmark import oracle_map, train_shapes_cnn
 from .stability import stability_summary
@@ -749,10 +749,7 @@ def plot_method_maps(image: np.ndarray, title: str, maps: Mapping[str, np.ndarra
         ax.set_title(name, fontsize=8)
     for ax in axes:
         ax.set_axis_off()
-    fig.tight_layout()
-    if path is not None:
-        save_figure(fig, path, dpi=80)
-    return fig
+    return finish_figure(fig, path=path, dpi=80)
 
 
 def plot_localisation_maps(test_set, maps: Mapping[str, np.ndarray], methods: Sequence[str],
@@ -775,10 +772,7 @@ def plot_localisation_maps(test_set, maps: Mapping[str, np.ndarray], methods: Se
                 axes[r, c].set_title(m if r == 0 else "", fontsize=7)
     for ax in axes.ravel():
         ax.set_axis_off()
-    fig.tight_layout()
-    if path is not None:
-        save_figure(fig, path, dpi=80)
-    return fig
+    return finish_figure(fig, path=path, dpi=80)
 
 
 def score_records(scores: Mapping[str, Mapping[str, object]], image_names: Sequence[str], group: str) -> list[dict]:

@@ -17,7 +17,7 @@ import pandas as pd
 
 from .models import ModelBundle
 from .neighborhood import render_masks, sample_neighborhood
-from .plotting import save_figure, show_explanation
+from .plotting import finish_figure, show_explanation
 from .surrogate import explain_lime
 from .validation import check_hide_color, check_int, check_seed, check_segments
 
@@ -325,10 +325,7 @@ def plot_run(image: np.ndarray, segments: np.ndarray, result: EvolutionResult, p
     axes[2].set_title(f"evolved: p = {result.best_fitness:.2f}", fontsize=9)
     for ax in axes[1:]:
         ax.set_axis_off()
-    fig.tight_layout()
-    if path is not None:
-        save_figure(fig, path, dpi=100)
-    return fig
+    return finish_figure(fig, path=path, dpi=100)
 
 
 def plot_examples(examples, title: str = "", path=None):
@@ -344,11 +341,7 @@ def plot_examples(examples, title: str = "", path=None):
         axes[r, 2].set_title(f"EvoLIME: p = {best.best_fitness:.2f}", fontsize=9)
         for ax in axes[r]:
             ax.set_axis_off()
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    if path is not None:
-        save_figure(fig, path, dpi=80)
-    return fig
+    return finish_figure(fig, title, path, dpi=80)
 
 
 def plot_progress(result: EvolutionResult, image: np.ndarray, segments: np.ndarray, generation: int):

@@ -32,7 +32,7 @@ from .hull_metrics import (
     supplementary_mask,
 )
 from .models import load_model
-from .plotting import save_figure
+from .plotting import finish_figure, save_figure
 
 
 def _paper_tables() -> tuple[dict, dict]:
@@ -529,14 +529,6 @@ def plot_support_maps(image: np.ndarray, maps: Mapping[int, object], class_names
     return fig2, fig3
 
 
-def _finish(fig, title: str, path, fontsize: int = 10):
-    fig.suptitle(title, fontsize=fontsize)
-    fig.tight_layout()
-    if path is not None:
-        save_figure(fig, path)
-    return fig
-
-
 def plot_distancing(support: SupportModels, inputs, labels: np.ndarray, class_names: Sequence[str],
                     title: str = "", path=None):
     """Figure 1 of the GAD paper from real data: every model's two logits on the (preprocessed) training
@@ -556,7 +548,7 @@ def plot_distancing(support: SupportModels, inputs, labels: np.ndarray, class_na
         ax.set_xlabel(f"logit '{class_names[0]}'")
     axes[0].set_ylabel(f"logit '{class_names[1]}'")
     axes[0].legend(fontsize=7, markerscale=3)
-    return _finish(fig, title, path)
+    return finish_figure(fig, title, path)
 
 
 def plot_hull(image: np.ndarray, attribution: np.ndarray, hull, name: str = "GAD-GB", title: str = "",
@@ -570,7 +562,7 @@ def plot_hull(image: np.ndarray, attribution: np.ndarray, hull, name: str = "GAD
     axes[1].set_title(f"hull of {hull.points.sum()} points: {hull.area} px", fontsize=9)
     for ax in axes:
         ax.set_axis_off()
-    return _finish(fig, title, path)
+    return finish_figure(fig, title, path)
 
 
 def plot_methods(maps: Mapping[str, object], predicted: Sequence[int], class_names: Sequence[str],
@@ -589,7 +581,7 @@ def plot_methods(maps: Mapping[str, object], predicted: Sequence[int], class_nam
         axes[-1, c].set_xlabel(f"pred: {class_names[p]}", fontsize=8)
     for ax in axes.ravel():
         ax.set_xticks([]); ax.set_yticks([])
-    return _finish(fig, title, path)
+    return finish_figure(fig, title, path)
 
 
 def plot_hull_grid(images: np.ndarray, maps: Mapping[str, object], labels: Sequence[int],
@@ -605,7 +597,7 @@ def plot_hull_grid(images: np.ndarray, maps: Mapping[str, object], labels: Seque
         axes[r, 0].set_ylabel(SHORT_NAMES[m], fontsize=9)
     for c, label in enumerate(labels):
         axes[0, c].set_title(class_names[label], fontsize=8)
-    return _finish(fig, title, path, fontsize=9)
+    return finish_figure(fig, title, path, fontsize=9)
 
 
 def schedule_explorer(support: SupportModels, image: np.ndarray, target: int, method: str = "guided_backprop",

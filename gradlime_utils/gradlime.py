@@ -15,7 +15,7 @@ import numpy as np
 from .gradcam import gradcam
 from .models import ModelBundle, load_model
 from .neighborhood import Neighborhood, sample_neighborhood
-from .plotting import save_figure, show_activation, show_explanation, show_heatmap, show_segments
+from .plotting import finish_figure, save_figure, show_activation, show_explanation, show_heatmap, show_segments
 from .surrogate import SurrogateExplanation, explain_gradlime, explain_lime
 
 
@@ -100,11 +100,7 @@ def plot_comparison(rows: Sequence[Comparison], title: str = "", path=None, curv
                 ax.plot(ids, row.gradlime.coef, "--", label="GradLIME b = a·w", lw=1)
                 ax.axhline(0, color="k", lw=0.5); ax.set_xlabel("superpixel id"); ax.legend(fontsize=7)
                 ax.set_title("Curves", fontsize=9)
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    if path is not None:
-        save_figure(fig, path)
-    return fig
+    return finish_figure(fig, title, path)
 
 
 def plot_framework(hood: Neighborhood, label: int, layer: str, layer_map: np.ndarray, cam: np.ndarray,

@@ -28,7 +28,7 @@ from .map_metrics import (  # noqa: F401
 from .images import load_image
 from .models import ModelBundle, load_model
 from .neighborhood import Neighborhood, sample_neighborhood, segment_image
-from .plotting import save_figure, show_heatmap
+from .plotting import finish_figure, show_heatmap
 from .stats import mean_ci, paired_test
 from .surrogate import explain_lime, superpixel_means
 from .validation import check_label, check_rgb_image, ranking
@@ -309,10 +309,7 @@ def plot_step_by_step(image: np.ndarray, neighborhood: Neighborhood, linear: Lim
     show_heatmap(axes[2], image, linear.heatmap, "LIME heat map, linear (signed)", alpha=0.6, signed=True)
     show_heatmap(axes[3], image, tree.heatmap, "LIME heat map, tree", alpha=0.55)
     show_heatmap(axes[4], image, cam.heatmap, f"Grad-CAM ({', '.join(cam.layer_maps)})", alpha=0.55)
-    fig.tight_layout()
-    if path is not None:
-        save_figure(fig, path, dpi=90)
-    return fig
+    return finish_figure(fig, path=path, dpi=90)
 
 
 def plot_examples(examples: dict, keys: Sequence, title: str = "", path=None):
@@ -326,11 +323,7 @@ def plot_examples(examples: dict, keys: Sequence, title: str = "", path=None):
         show_heatmap(axes[r, 1], img, lin.heatmap, "LIME linear", alpha=0.6, signed=True)
         show_heatmap(axes[r, 2], img, tr.heatmap, "LIME tree", alpha=0.55)
         show_heatmap(axes[r, 3], img, gc, "Grad-CAM", alpha=0.55)
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    if path is not None:
-        save_figure(fig, path, dpi=80)
-    return fig
+    return finish_figure(fig, title, path, dpi=80)
 
 
 def plot_curves(curves: dict, methods: Sequence[str], path=None):
@@ -345,10 +338,7 @@ def plot_curves(curves: dict, methods: Sequence[str], path=None):
     for ax, t in zip(axes, ["deletion (lower is better)", "insertion (higher is better)"]):
         ax.set_xlabel("fraction of pixels"); ax.set_ylabel("p(class) / p(full image)")
         ax.set_title(t, fontsize=9); ax.legend(fontsize=7)
-    fig.tight_layout()
-    if path is not None:
-        save_figure(fig, path, dpi=90)
-    return fig
+    return finish_figure(fig, path=path, dpi=90)
 
 
 def plot_sensitivity(example: tuple, name: str, title: str = "", path=None):
@@ -363,11 +353,7 @@ def plot_sensitivity(example: tuple, name: str, title: str = "", path=None):
     axes[1].set_title(f"most sensitive superpixel blurred: p = {p_blurred:.2f}", fontsize=9)
     for ax in axes:
         ax.set_axis_off()
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    if path is not None:
-        save_figure(fig, path, dpi=90)
-    return fig
+    return finish_figure(fig, title, path, dpi=90)
 
 
 def plot_top_regions(example: tuple, name: str, top_percent: float):

@@ -19,7 +19,7 @@ from scipy.stats import spearmanr
 from .attributions import noise_tunnel_maps
 from .mnist_cnn import fit_mnist_cnn, mnist_to_tensor
 from .neighborhood import sample_neighborhood
-from .plotting import save_figure
+from .plotting import finish_figure
 from .stats import mean_ci
 from .surrogate import explain_lime, superpixel_means
 from .validation import check_finite, check_int, ranking
@@ -292,10 +292,7 @@ def plot_kar(kar: dict, fractions, title: str = "", path=None):
         ax.errorbar(fractions, acc.mean(1), yerr=acc.std(1), marker="o", capsize=3, label=f"{name} ({acc.shape[1]} runs)")
     ax.set_xlabel("fraction of grid cells kept"); ax.set_ylabel("test accuracy after retraining")
     ax.set_title(title, fontsize=10); ax.legend(fontsize=8)
-    fig.tight_layout()
-    if path is not None:
-        save_figure(fig, path, dpi=90)
-    return fig
+    return finish_figure(fig, path=path, dpi=90)
 
 
 def plot_top_cells(normlime: "NormLime", mean_image: np.ndarray, segments: np.ndarray, label: int, top_k: int):
@@ -333,8 +330,4 @@ def plot_class_maps(bundle, examples: dict, normlime: "NormLime", segments: np.n
             lim = (np.abs(img).max() or 1) if cmap == "RdBu_r" else None
             ax.imshow(img, cmap=cmap, vmin=-lim if lim else None, vmax=lim)
             ax.set_title(name, fontsize=9); ax.set_axis_off()
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    if path is not None:
-        save_figure(fig, path, dpi=90)
-    return fig
+    return finish_figure(fig, title, path, dpi=90)

@@ -58,6 +58,17 @@ def save_figure(fig, path, dpi: int = 110, pdf: bool = True) -> None:
         fig.savefig(path.with_suffix(".pdf"), bbox_inches="tight")
 
 
+def finish_figure(fig, title: str | None = None, path=None, dpi: int = 110, fontsize: int = 10):
+    """The end of every figure function: the ``title`` over the whole figure, a tight layout and, given
+    ``path``, the PNG and PDF of :func:`save_figure`. Returns ``fig``."""
+    if title is not None:
+        fig.suptitle(title, fontsize=fontsize)
+    fig.tight_layout()
+    if path is not None:
+        save_figure(fig, path, dpi=dpi)
+    return fig
+
+
 def glue(values: Mapping[str, object], fmt: str = "") -> dict[str, str]:
     """Hand this run's numbers to the chapter's prose: each ``name: value`` becomes the Markdown text
     ``format(value, fmt)`` that the page cites as ``{glue:md}`name```, so a sentence in a Markdown cell quotes the

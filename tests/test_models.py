@@ -179,3 +179,16 @@ def test_save_figure_writes_png_and_pdf(tmp_path):
     save_figure(fig, tmp_path / "f.png")
     plt.close(fig)
     assert (tmp_path / "f.png").read_bytes()[:4] == b"\x89PNG" and (tmp_path / "f.pdf").read_bytes()[:4] == b"%PDF"
+
+
+def test_finish_figure_titles_lays_out_and_saves_only_when_asked(tmp_path):
+    import matplotlib.pyplot as plt
+
+    from gradlime_utils.plotting import finish_figure
+
+    fig, ax = plt.subplots()
+    assert finish_figure(fig) is fig and fig._suptitle is None and not list(tmp_path.iterdir())
+    finish_figure(fig, "Figure 9", tmp_path / "g.png", dpi=30, fontsize=7)
+    assert fig._suptitle.get_text() == "Figure 9" and fig._suptitle.get_fontsize() == 7
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g.pdf", "g.png"]
+    plt.close(fig)
