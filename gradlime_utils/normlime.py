@@ -17,6 +17,7 @@ import torch
 from scipy.stats import spearmanr
 
 from .attributions import noise_tunnel_maps
+from .images import to_rgb_uint8
 from .mnist_cnn import fit_mnist_cnn, mnist_to_tensor
 from .neighborhood import sample_neighborhood
 from .plotting import finish_figure
@@ -191,9 +192,8 @@ def explain_digits(bundle, images: np.ndarray, labels: np.ndarray, per_class: in
     chosen = np.concatenate([rng.choice(np.flatnonzero(labels == d), per_class, replace=False) for d in classes])
     local, first = [], {}
     for k, i in enumerate(chosen):
-        rgb = np.repeat(images[i][..., None], 3, axis=-1)
-        hood = sample_neighborhood(bundle, rgb, num_samples=num_samples, seed=seed + k, segments=segments,
-                                   segmentation="grid", progress=False)
+        hood = sample_neighborhood(bundle, to_rgb_uint8(images[i]), num_samples=num_samples, seed=seed + k,
+                                   segments=segments, segmentation="grid", progress=False)
         exp = explain_lime(hood, hood.top_label)
         local.append(LocalExplanation(hood.top_label, np.arange(m), exp.coef))
         first.setdefault(hood.top_label, (i, exp))
@@ -320,7 +320,7 @@ def plot_class_maps(bundle, examples: dict, normlime: "NormLime", segments: np.n
     fig, axes = plt.subplots(len(classes), 5, figsize=(12, 2.5 * len(classes)), squeeze=False)
     for r, d in enumerate(classes):
         digit, exp = examples[d]
-        x = bundle.preprocess(np.repeat(digit[..., None], 3, axis=-1)[None])
+        x = bundle.preprocess(to_rgb_uint8(digit)[None])
         sg = noise_tunnel_maps(bundle.model, x, [d], "smoothgrad")[0].cpu().numpy()  # before VarGrad, as always
         vg = noise_tunnel_maps(bundle.model, x, [d], "vargrad")[0].cpu().numpy()
         panels = [(digit, "gray", "input"), (vg, "viridis", "VarGrad"), (sg, "viridis", "SmoothGrad"),
