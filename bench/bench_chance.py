@@ -30,6 +30,7 @@ import torch
 import gradlime_utils as gu
 from gradlime_utils import evaluation as ev
 from gradlime_utils import faithfulness as fa
+from gradlime_utils.metrics import nulls
 
 
 def main() -> None:
@@ -40,7 +41,7 @@ def main() -> None:
     images = np.stack([gu.load_image(n, size=224) for n in ("chelsea", "coffee", "astronaut", "rocket")])
     labels = bundle.predict_proba(images).argmax(axis=1)
     settings = fa.FaithfulnessSettings.for_profile("quick", 224)
-    maps = fa.random_maps("uniform", args.maps, (4, 224, 224), seed=1)
+    maps = nulls.random_maps("uniform", args.maps, (4, 224, 224), seed=1)
     q = ev._quantus()
     x = ev._inputs(bundle, images)
     kw = {"disable_warnings": True, "display_progressbar": False}

@@ -34,6 +34,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
+from scipy.stats import ttest_1samp
 from skimage.segmentation import mark_boundaries
 from tqdm.auto import tqdm
 
@@ -57,6 +58,8 @@ from .plotting import finish_figure
 from .runtime import by_profile
 from .shapes_benchmark import oracle_map, train_shapes_cnn
 from .stability import stability_summary
+from .metrics.nulls import (MULTIPLICITY, RANDOM_MAP_KINDS, adjust_pvalues, bands_by_metric, chance_band, decide,
+                            decide_one, random_maps)
 from .stats import mean_ci, paired_test  # re-exported: chapters and exercises import them from here
 from .surrogate import SurrogateExplanation, explain_gradlime, explain_lime
 from .validation import check_int, check_seed
@@ -591,33 +594,93 @@ def granularity(method: str) -> str:
 
 def banded_rows(scores: Mapping[str, Mapping[str, np.ndarray | Failed | NotApplicable]], metrics: Sequence[str],
                 bands: Mapping[str, Mapping[str, object]], reference: str | None = "LIME",
-                kind_of=granularity) -> list[dict]:
+                kind_of=granularity, null: Mapping[str, Mapping[str, np.ndarray]] | None = None,
+                matched: Mapping[str, Mapping[str, object]] | None = None) -> list[dict]:
     """One row per method: per metric the mean, 95% CI half-width, the chance band of its kind
-    (``bands[kind][metric]``, a :class:`gradlime_utils.faithfulness.ChanceBand`), where the mean lies against
-    it ("above" / "below" / "within"), and the paired p-value against ``reference``."""
-    return add_bands(summary_rows(scores, metrics, reference), metrics, bands, kind_of)
+    (``bands[kind][metric]``, a :class:`gradlime_utils.metrics.nulls.ChanceBand`), the verdict against it
+    ("above" / "below" / "within" / "degenerate", see :func:`add_bands`), and the paired p-value against
+    ``reference``.
+
+    ``null`` (kind -> metric -> draws×N per-image scores of the random maps): where a method's score is
+    undefined on some images (an empty map), its band is rebuilt from the random maps' scores on the images the
+    method *is* defined on, so both means cover the same images, and the row says how many were undefined.
+    ``matched`` (method -> metric -> band of the method's own maps moved off their images,
+    :func:`gradlime_utils.faithfulness.matched_chance`): a cell is beyond chance only when it is beyond both.
+    """
+    rows = summary_rows(scores, metrics, reference)
+    cell_bands: dict = {}
+    for row in rows:
+        kind = kind_of(row["method"])
+        for m in metrics:
+            v = scores[row["method"]].get(m)
+            if not isinstance(v, np.ndarray):
+                continue
+            undefined = ~np.isfinite(np.asarray(v, dtype=float))
+            row[f"{m} undefined"] = int(undefined.sum())
+            if null is not None and undefined.any() and (~undefined).any() and m in null.get(kind, {}):
+                cell_bands[(row["method"], m)] = chance_band(null[kind][m], images=~undefined)
+    return add_bands(rows, metrics, bands, kind_of, cell_bands, matched)
 
 
 def add_bands(rows: list[dict], metrics: Sequence[str], bands: Mapping[str, Mapping[str, object]],
-              kind_of=granularity) -> list[dict]:
-    """Mark each row's means against the chance band of its method's kind (in place; returns ``rows``)."""
+              kind_of=granularity, cell_bands: Mapping[tuple, object] | None = None,
+              matched: Mapping[str, Mapping[str, object]] | None = None, alpha: float = 0.05) -> list[dict]:
+    """Decide each row's means against the chance band of its method's kind (in place; returns ``rows``).
+
+    Every cell gets the two-sided rank p-value of its mean among the band's random-map means
+    (:func:`gradlime_utils.metrics.nulls.mc_pvalue`: exact size, whatever the number of random maps); where a
+    structure-matched band is given (``matched``), the larger of the two p-values (beyond chance only if beyond
+    both). The p-values of the whole table are one family, adjusted by Benjamini-Hochberg
+    (:data:`gradlime_utils.metrics.nulls.MULTIPLICITY`); a cell is marked "above" / "below" when its adjusted
+    p is at most ``alpha``, "within" otherwise, "degenerate" when the band has zero width (it decides nothing).
+    ``cell_bands`` ((method, metric) -> band) replaces the kind's band for single cells.
+    """
+    cells = []
     for row in rows:
         kind = kind_of(row["method"])
         row["kind"] = kind
         for m in metrics:
-            band = bands.get(kind, {}).get(m)
+            band = (cell_bands or {}).get((row["method"], m), bands.get(kind, {}).get(m))
             if band is None or row.get(f"{m} note"):
                 continue
             row[f"{m} band"] = (band.low, band.high)
-            row[f"{m} vs chance"] = band.verdict(row[m])
+            cells.append((row, m, band))
+    if not cells:
+        return rows
+    values = [r[m] for r, m, _ in cells]
+    _, raw, _ = decide(values, [b for _, _, b in cells], alpha)
+    for j, (r, m, _) in enumerate(cells):
+        other = (matched or {}).get(r["method"], {}).get(m)
+        if other is not None and np.isfinite(raw[j]):
+            r[f"{m} p matched"] = other.p_value(r[m])
+            raw[j] = max(raw[j], r[f"{m} p matched"]) if np.isfinite(r[f"{m} p matched"]) else raw[j]
+    adjusted = adjust_pvalues(raw)
+    for (r, m, band), p, a in zip(cells, raw, adjusted):
+        r[f"{m} p chance"], r[f"{m} p adjusted"] = float(p), float(a)
+        r[f"{m} vs chance"] = decide_one(r[m], a, band, alpha)
     return rows
+
+
+def candidates(*tables: tuple[Sequence[dict], Sequence[str]]) -> dict[str, list[str]]:
+    """The cells marked beyond chance against their kind's band, over one or more (rows, metrics) tables:
+    method -> metrics. Only these can stay marked once a structure-matched null is added (the larger p-value
+    never marks more), so only these need one."""
+    out: dict[str, list[str]] = {}
+    for rows, metrics in tables:
+        for r in rows:
+            for m in metrics:
+                if r.get(f"{m} vs chance") in ("above", "below") and m not in out.get(r["method"], []):
+                    out.setdefault(r["method"], []).append(m)
+    return out
 
 
 def seed_rows(runs: Sequence[Mapping[str, Mapping[str, np.ndarray | Failed]]], metrics: Sequence[str],
               reference: str | None = "LIME") -> list[dict]:
     """Rows over training seeds: per metric the mean of the per-seed image means and its 95% CI across seeds
-    (Student t), the per-seed means, and the paired test against ``reference`` on the per-image scores averaged
-    over seeds. ``runs[s][method][metric]`` are one seed's per-image scores."""
+    (Student t), the per-seed means, and the test against ``reference`` at the level of the unit that varies:
+    a paired t-test over the training seeds of the two methods' per-seed means (a Wilcoxon test over images
+    of seed-averaged scores treats three retrains as if they were a hundred). ``runs[s][method][metric]`` are
+    one seed's per-image scores."""
     if len(runs) < 1:
         raise ValueError("need the scores of at least one seed")
     rows = []
@@ -635,16 +698,29 @@ def seed_rows(runs: Sequence[Mapping[str, Mapping[str, np.ndarray | Failed]]], m
             row[f"{m} seeds"] = per_seed
             refs = [run.get(reference, {}).get(m) for run in runs] if reference else []
             if reference and method != reference and all(isinstance(r, np.ndarray) for r in refs):
-                row[f"{m} p"] = paired_test(np.mean(values, axis=0), np.mean(refs, axis=0))
+                row[f"{m} p"] = seed_paired_p(per_seed, [float(np.nanmean(r)) for r in refs])
         rows.append(row)
     return rows
 
 
+def seed_paired_p(a: Sequence[float], b: Sequence[float]) -> float:
+    """Two-sided paired t-test p-value over training seeds (NaN with fewer than two seeds, or no spread)."""
+    d = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
+    d = d[np.isfinite(d)]
+    if len(d) < 2:
+        return float("nan")
+    if np.ptp(d) == 0:
+        return float("nan") if d[0] == 0 else 0.0
+    return float(ttest_1samp(d, 0.0).pvalue)
+
+
 def banded_frame(rows: Sequence[dict], metrics: Sequence[str], bands: Mapping[str, Mapping[str, object]],
                  digits: int = 2):
-    """A DataFrame for the book: "mean ± CI" per cell, ▲ / ▼ where the mean lies above / below the chance band
-    of the method's kind, * where the paired test against the reference gives p < 0.05; one "chance" row per
-    random-map kind with the band's mean and [2.5%, 97.5%] interval; "n/a" or "failed" with the reason."""
+    """A DataFrame for the book: "mean ± CI" per cell, ▲ / ▼ where the mean is beyond the chance band of the
+    method's kind after the table's Benjamini-Hochberg control (:func:`add_bands`), * where the paired test
+    against the reference gives p < 0.05; one "chance" row per random-map kind with the band's mean and
+    [2.5%, 97.5%] range ("no spread" where every random map scores the same: no verdict comes from it);
+    "n/a" or "failed" with the reason."""
     def cell(r, m):
         note = r.get(f"{m} note")
         if note:
@@ -659,7 +735,8 @@ def banded_frame(rows: Sequence[dict], metrics: Sequence[str], bands: Mapping[st
     table = {r["method"]: {m: cell(r, m) for m in metrics} for r in rows}
     for kind, per_metric in bands.items():
         table[f"chance ({kind} random maps)"] = {
-            m: (f"{b.mean:.{digits}f} [{b.low:.{digits}f}, {b.high:.{digits}f}]" if np.isfinite(b.mean) else "n/a")
+            m: (f"{b.mean:.{digits}f} (no spread)" if b.degenerate and np.isfinite(b.mean) else
+                f"{b.mean:.{digits}f} [{b.low:.{digits}f}, {b.high:.{digits}f}]" if np.isfinite(b.mean) else "n/a")
             if (b := per_metric.get(m)) is not None else "" for m in metrics}
     return pd.DataFrame.from_dict(table, orient="index")[list(metrics)]
 
@@ -677,8 +754,15 @@ def notes_of(rows: Sequence[dict], metrics: Sequence[str]) -> list[str]:
 
 
 def beyond_chance(rows: Sequence[dict], metrics: Sequence[str]) -> dict[str, list[str]]:
-    """Per metric, the methods whose mean lies outside their chance band (above or below)."""
+    """Per metric, the methods whose mean is beyond their chance band (above or below, after the table's
+    multiplicity control)."""
     return {m: [r["method"] for r in rows if r.get(f"{m} vs chance") in ("above", "below")] for m in metrics}
+
+
+def decided_cells(rows: Sequence[dict], metrics: Sequence[str]) -> int:
+    """How many cells a verdict was possible for (a defined value against a band with spread): the denominator
+    of "k of n cells beyond chance". Failed, n/a and degenerate cells are not in it."""
+    return sum(r.get(f"{m} vs chance") in ("above", "below", "within") for r in rows for m in metrics)
 
 
 def localisation_over_seeds(train_set, test_set, seeds: Sequence[int], epochs: int = 12, support_epochs: int = 10,
@@ -798,20 +882,28 @@ def write_score_csv(path, records: Sequence[dict]) -> None:
 
 
 def localisation_chance(test_set, n_random: int, cell_size: int = 7, keep: int = 10, top_k: int | None = None,
-                        seed: int = 0) -> tuple[dict, dict]:
+                        seed: int = 0, seeds: int = 1) -> tuple[dict, dict]:
     """Random maps on the benchmark, scored by the localisation metrics: uniform pixels, and random *blocks* on
     the grid LIME uses there (``keep`` positive cells, as LIME's benchmark maps). Returns (scores, bands), each
-    keyed by kind then metric. The maps do not depend on the model, so one set serves every training seed."""
-    from .faithfulness import RANDOM_MAP_KINDS, bands_by_metric, random_maps  # cycle: faithfulness imports evaluation
+    keyed by kind then metric. The maps do not depend on the model, so one set serves every training seed.
 
+    A method's localisation score is a mean over ``seeds`` training seeds, each on its own maps; so each draw of
+    the band is the mean of ``seeds`` independent random maps (``scores`` holds draws×N of those per-image
+    means): a band of single random maps is wider than the null of a seed-averaged method, and would compare
+    unlike with unlike."""
+    seeds = check_int("seeds", seeds, 1)
     grid = segment_image(test_set.images[0], "grid", cell_size=cell_size)
     top_k = int(test_set.masks.sum(axis=(1, 2)).min()) if top_k is None else top_k
     metrics = localisation_metrics(top_k=top_k)
     scores, bands = {}, {}
     for j, kind in enumerate(RANDOM_MAP_KINDS):
-        maps = random_maps(kind, n_random, test_set.masks.shape, segments=[grid] * len(test_set), keep=keep,
-                           positive=True, seed=seed + 101 + j)
-        scores[kind] = score_many(maps, metrics, test_set.labels, masks=test_set.masks)
+        per_seed = []
+        for s in range(seeds):
+            maps = random_maps(kind, n_random, test_set.masks.shape, segments=[grid] * len(test_set), keep=keep,
+                               positive=True, seed=seed + 101 + j + 1000 * s)
+            per_seed.append(score_many(maps, metrics, test_set.labels, masks=test_set.masks))
+        scores[kind] = {m: next((ps[m] for ps in per_seed if isinstance(ps[m], Failed)), None)
+                        or np.mean([ps[m] for ps in per_seed], axis=0) for m in per_seed[0]}
         bands[kind] = bands_by_metric(scores[kind])
     return scores, bands
 
@@ -832,12 +924,17 @@ def describe_chance(rows: Sequence[dict], metrics: Sequence[str], where: str) ->
         below = [r["method"] for r in rows if r.get(f"{m} vs chance") == "below"]
         within = [r["method"] for r in rows if r.get(f"{m} vs chance") == "within"]
         notes = {str(r.get(f"{m} note")) for r in rows if r.get(f"{m} note")}
+        if any(r.get(f"{m} vs chance") == "degenerate" for r in rows):
+            notes.add("every random map scores the same (a band of zero width decides nothing)")
         if not (above or below or within):
-            lines.append(f"- {m} ({where}): not scored — {'; '.join(sorted(notes)) or 'no band'}.")
+            lines.append(f"- {m} ({where}): no verdict — {'; '.join(sorted(notes)) or 'no band'}.")
             continue
+        undefined = [f"{r['method']} ({r[f'{m} undefined']})" for r in rows if r.get(f"{m} undefined")]
         lines.append(f"- {m} ({where}): above chance: {', '.join(above) or 'none'}; below chance: "
                      f"{', '.join(below) or 'none'}; within the band of random maps: {len(within)} of "
-                     f"{len(above) + len(below) + len(within)} methods.")
+                     f"{len(above) + len(below) + len(within)} methods" +
+                     (f"; undefined on some images (compared with random maps on the same images): "
+                      f"{', '.join(undefined)}." if undefined else "."))
     return lines
 
 

@@ -44,13 +44,13 @@ from tqdm.auto import tqdm
 from . import evaluation as ev
 from .evaluation import _inputs, _labels
 from .evaluation import _quantus as q
+from .metrics.nulls import RANDOM_MAP_KINDS, chance_band, random_maps, shifted_maps
 from .models import ModelBundle
 from .runtime import check_profile
 from .validation import check_int, check_seed
 
 FAITHFULNESS_METRICS = ("FaithfulnessCorrelation", "FaithfulnessEstimate", "MonotonicityCorrelation", "IROF",
                         "RegionPerturbation")
-RANDOM_MAP_KINDS = ("uniform", "superpixel")
 
 
 def _quantus():
@@ -385,90 +385,6 @@ class PerturbationScorer:
         return {m: run[m]() for m in metrics}
 
 
-# ---------------------------------------------------------------------------------------------------------
-# random maps and chance bands
-
-
-def random_maps(kind: str, count: int, shape: tuple, segments: Sequence[np.ndarray] | None = None,
-                keep: int | None = None, positive: bool = False, seed: int = 0) -> np.ndarray:
-    """``count`` random maps for N images (count×N×H×W), the chance level of a metric.
-
-    ``"uniform"``: i.i.d. U(0, 1) pixels (Quantus' random control). ``"superpixel"``: one N(0, 1) value per
-    segment of each image's ``segments`` (the granularity of LIME's maps), and, given ``keep``, only the
-    ``keep`` segments of largest ``|value|`` non-zero, as LIME's maps keep their top features; ``positive`` takes
-    ``|value|`` (for maps that keep only positive evidence).
-    """
-    if kind not in RANDOM_MAP_KINDS:
-        raise ValueError(f"kind must be one of {RANDOM_MAP_KINDS}, got {kind!r}")
-    count = check_int("count", count, 1)
-    n, h, w = (int(s) for s in shape)
-    rng = np.random.default_rng(check_seed(seed))
-    if kind == "uniform":
-        return rng.uniform(size=(count, n, h, w))
-    if segments is None or len(segments) != n:
-        raise ValueError(f"superpixel random maps need one segmentation per image ({n}), got "
-                         f"{None if segments is None else len(segments)}")
-    out = np.zeros((count, n, h, w))
-    for i, seg in enumerate(segments):
-        seg = np.asarray(seg)
-        if seg.shape != (h, w):
-            raise ValueError(f"segments[{i}] has shape {seg.shape}, expected {(h, w)}")
-        _, inverse = np.unique(seg, return_inverse=True)
-        inverse = inverse.reshape(h, w)
-        k = inverse.max() + 1
-        values = rng.standard_normal((count, k))
-        if keep is not None and check_int("keep", keep, 1) < k:
-            cut = -np.sort(-np.abs(values), axis=1)[:, keep - 1:keep]
-            values = np.where(np.abs(values) >= cut, values, 0.0)
-        out[:, i] = np.abs(values[:, inverse]) if positive else values[:, inverse]
-    return out
-
-
-@dataclass(frozen=True)
-class ChanceBand:
-    """The distribution of a metric's image-mean over random maps: its mean and central ``level`` interval."""
-
-    mean: float
-    low: float
-    high: float
-    draws: int
-    level: float = 0.95
-
-    def verdict(self, value: float) -> str:
-        """"above", "below" or "within" the band (NaN values are "n/a")."""
-        if not np.isfinite(value):
-            return "n/a"
-        return "above" if value > self.high else "below" if value < self.low else "within"
-
-    def as_dict(self) -> dict:
-        return {"mean": self.mean, "low": self.low, "high": self.high, "draws": self.draws, "level": self.level}
-
-
-def chance_band(null_scores, level: float = 0.95) -> ChanceBand:
-    """Band of the image-mean score over random maps: ``null_scores`` is draws×N (one row per random map).
-
-    Each random map is scored on every image; its mean over images is one draw of what a method scores by
-    chance on this image set, so the band is directly comparable with a method's mean over the same images.
-    """
-    s = np.asarray(null_scores, dtype=float)
-    if s.ndim != 2 or len(s) < 2:
-        raise ValueError(f"null_scores must be draws×images with at least 2 draws, got shape {s.shape}")
-    if not 0 < level < 1:
-        raise ValueError(f"level must lie in (0, 1), got {level!r}")
-    finite = np.isfinite(s)
-    counts = finite.sum(axis=1)
-    means = np.where(finite, s, 0.0).sum(axis=1)[counts > 0] / counts[counts > 0]  # a map undefined everywhere: dropped
-    if len(means) < 2:
-        return ChanceBand(float("nan"), float("nan"), float("nan"), int(len(means)), level)
-    lo, hi = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
-    return ChanceBand(float(means.mean()), float(lo), float(hi), int(len(means)), level)
-
-
-def bands_by_metric(null_scores: Mapping[str, np.ndarray], level: float = 0.95) -> dict[str, ChanceBand]:
-    """:func:`chance_band` of every metric's draws×N scores."""
-    return {metric: chance_band(s, level) for metric, s in null_scores.items()}
-
-
 @dataclass
 class ChanceStudy:
     """Every method's scores beside the same metrics' scores for random maps (see :func:`score_with_chance`)."""
@@ -535,3 +451,58 @@ def score_with_chance(bundle: ModelBundle, images, labels: Sequence[int], maps: 
     bands = {kind: {m: chance_band(v) for m, v in per.items() if not isinstance(v, ev.Failed)}
              for kind, per in null.items()}
     return ChanceStudy(per_method, null, bands, time.perf_counter() - start, scorer.queries)
+
+
+def matched_chance(bundle: ModelBundle, images, labels: Sequence[int], maps: Mapping[str, object],
+                   cells: Mapping[str, Sequence[str]], settings: FaithfulnessSettings, count: int = 50,
+                   seed: int = 0, progress: bool = False) -> dict[str, dict]:
+    """Structure-matched chance bands for the given cells (method -> metrics): ``count`` draws of the method's
+    own maps moved off their images (:func:`gradlime_utils.metrics.nulls.shifted_maps`: about the same values,
+    sparsity and smoothness), scored through the identical pipeline. A map that is sparse (Grad-CAM after its
+    ReLU, Guided Backprop) or smooth (an upsampled 7×7 layer) can lie outside the band of uniform random maps
+    by its structure alone; against its own shifts it cannot. Returns method -> metric -> ChanceBand.
+
+    Only cells already beyond their kind's band need this (:func:`gradlime_utils.evaluation.candidates`):
+    the larger of the two p-values never marks a cell that the first left unmarked.
+    """
+    count = check_int("count", count, 2)
+    unknown = [m for m in cells if m not in maps]
+    if unknown:
+        raise ValueError(f"cells names methods without maps: {unknown}")
+    scorer = PerturbationScorer(bundle, images, labels, seed=seed)
+    extra = dict(ev.complexity_metrics())
+    out: dict[str, dict] = {}
+    for j, (method, metrics) in enumerate(tqdm(list(cells.items()), desc="structure-matched chance",
+                                               disable=not progress)):
+        draws = shifted_maps(np.asarray(maps[method], dtype=float), count, seed=seed + 7 + j)
+        out[method] = {}
+        for metric in metrics:
+            if metric in FAITHFULNESS_METRICS:
+                result = scorer.score(draws, settings, [metric])[metric]
+            elif metric in extra:
+                result = ev.score_many(draws, {metric: extra[metric]}, scorer.y, seed=seed)[metric]
+            elif metric == "Sufficiency":
+                result = ev.score_many(draws, {metric: ev.sufficiency_metric()}, scorer.y, bundle=bundle,
+                                       images=images, seed=seed)[metric]
+            else:
+                raise ValueError(f"cells names an unknown metric {metric!r} for {method!r}")
+            if not isinstance(result, ev.Failed):
+                out[method][metric] = chance_band(result)
+    return out
+
+
+def chance_tables(study: ChanceStudy, tables: Mapping[str, Sequence[str]], bundle: ModelBundle, images,
+                  labels: Sequence[int], maps: Mapping[str, object], settings: FaithfulnessSettings,
+                  n_matched: int = 50, seed: int = 0, reference: str | None = "LIME", kind_of=None,
+                  progress: bool = False) -> dict[str, list[dict]]:
+    """The chapter's tables (name -> metrics) with their verdicts against chance, each table one family under
+    Benjamini-Hochberg: the rank p-value against the band of the method's kind (on the images the method is
+    defined on), and for every cell marked by it the larger p-value with a structure-matched band
+    (:func:`matched_chance`, ``n_matched`` draws). Returns name -> rows (:func:`gradlime_utils.evaluation.
+    banded_rows`), with ``scores`` taken from ``study``."""
+    kw = dict(reference=reference, null=study.null, **({"kind_of": kind_of} if kind_of else {}))
+    first = {name: ev.banded_rows(study.scores, metrics, study.bands, **kw) for name, metrics in tables.items()}
+    todo = ev.candidates(*((first[name], metrics) for name, metrics in tables.items()))
+    matched = matched_chance(bundle, images, labels, maps, todo, settings, n_matched, seed, progress) if todo else {}
+    return {name: ev.banded_rows(study.scores, metrics, study.bands, matched=matched, **kw)
+            for name, metrics in tables.items()}

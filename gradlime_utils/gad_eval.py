@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from .attributions import ATTRIBUTION_METHODS, SHORT_NAMES
 from .datasets import load_binary_dataset
-from .gad import SupportModels, combine_maps, gad_map, train_binary_classifier
+from .gad import SupportModels, combine_maps, gad_map, train_binary_classifier, train_support_models
 from .hull_metrics import (
     HULL_RULES,
     OCCLUSIONS,
@@ -31,8 +31,10 @@ from .hull_metrics import (
     share_on_object,
     supplementary_mask,
 )
+from .metrics.nulls import ALPHA, decide_intervals, paired_difference, welch_difference
 from .models import load_model
 from .plotting import finish_figure, save_figure
+from .validation import check_int, check_seed
 
 
 def _paper_tables() -> tuple[dict, dict]:
@@ -57,7 +59,7 @@ class GadRecord:
     """One image, one class, one method, one set of support models, one hull rule, one occlusion colour.
 
     ``model`` is "real" (GAD's support models) or "null" (the shuffled-label control); the original model is the
-    same for both. ``on_object_*`` is the share of the hull's points on the object (NaN without object masks);
+    same for both. ``training`` numbers the trainings of one arm (support models trained with different seeds). ``on_object_*`` is the share of the hull's points on the object (NaN without object masks);
     ``area_object`` the area of the object's own convex hull, for scale.
     """
 
@@ -77,15 +79,22 @@ class GadRecord:
     rs_sup: float
     on_object_orig: float
     on_object_gad: float
+    training: int = 0  # which training of this arm's support models (0 = the first seed)
 
 
-def _as_supports(supports) -> dict[str, SupportModels]:
+def _as_supports(supports) -> dict[str, list[SupportModels]]:
+    """``supports`` as arm -> list of trainings (a single :class:`SupportModels` is a list of one)."""
     if isinstance(supports, SupportModels):
         supports = {"real": supports}
-    supports = dict(supports)
+    if not isinstance(supports, Mapping):
+        raise TypeError(f"supports must be SupportModels or a mapping of arms, got {type(supports).__name__}")
+    supports = {k: [v] if isinstance(v, SupportModels) else list(v) for k, v in supports.items()}
     if not supports or set(supports) - set(MODELS):
         raise ValueError(f"supports must be SupportModels or a mapping with keys from {MODELS}, got {list(supports)}")
-    bundles = {id(s.bundle.model) for s in supports.values()}
+    for arm, trainings in supports.items():
+        if not trainings or not all(isinstance(s, SupportModels) for s in trainings):
+            raise TypeError(f"supports[{arm!r}] must be SupportModels or a non-empty list of them")
+    bundles = {id(s.bundle.model) for trainings in supports.values() for s in trainings}
     if len(bundles) != 1:
         raise ValueError("the real and null support models must share one original model")
     return supports
@@ -98,7 +107,9 @@ def evaluate_gad(supports, images: np.ndarray, labels: np.ndarray, methods: Sequ
     """RC (GAD Eq. 1) and RS (Eq. 2) for every image, both classes, every method, hull rule and occlusion.
 
     ``supports``: the real :class:`SupportModels`, or ``{"real": ..., "null": ...}`` to evaluate the null control
-    through the identical pipeline (the original model's maps are computed once and shared). ``hull_rules``:
+    through the identical pipeline (the original model's maps are computed once and shared); each arm may be a
+    list of trainings with different seeds, so that :func:`null_comparison` can put the retrain inside its
+    interval. ``hull_rules``:
     rule -> keep (default :data:`HULL_RULE_SETTINGS`). ``keep`` is the combine rule's fraction for
     ``combine="intersection"``. ``objects``: N×H×W boolean object masks (for MNIST: the digit's ink), to report
     how many hull points lie on the object.
@@ -123,12 +134,12 @@ def evaluate_gad(supports, images: np.ndarray, labels: np.ndarray, methods: Sequ
     else:
         object_areas = [0] * len(images)
     nan = float("nan")
-    bundle = next(iter(supports.values())).bundle
+    bundle = next(iter(supports.values()))[0].bundle
     records = []
     jobs = [(m, t) for m in methods for t in (0, 1)]
     for method, target in tqdm(jobs, desc="GAD evaluation", disable=not progress):
         original = None
-        for model, support in supports.items():
+        for model, training, support in ((m, k, s) for m, ss in supports.items() for k, s in enumerate(ss)):
             maps = gad_map(support, images, target, method, combine=combine, keep=keep, baseline=baseline,
                            original=original)
             original = maps.original
@@ -147,12 +158,17 @@ def evaluate_gad(supports, images: np.ndarray, labels: np.ndarray, methods: Sequ
                             area_object=int(object_areas[i]), rc=relative_complexity(hg, ho),
                             rs_gad=float(rs_gad[i]), rs_sup=float(rs_sup[i]),
                             on_object_orig=share_on_object(ho.points, objects[i]) if objects is not None else nan,
-                            on_object_gad=share_on_object(hg.points, objects[i]) if objects is not None else nan))
+                            on_object_gad=share_on_object(hg.points, objects[i]) if objects is not None else nan,
+                            training=training))
     return records
 
 
 def _select(records: Sequence[GadRecord], **fields) -> list[GadRecord]:
-    """Records matching ``fields``; ``occlusion=None`` picks the first occlusion (RC does not depend on it)."""
+    """Records matching ``fields``; ``occlusion=None`` picks the first occlusion (RC does not depend on it). The
+    tables are the first training's (``training=0``) unless ``training`` is given (``None``: every training)."""
+    fields.setdefault("training", 0)
+    if fields["training"] is None:
+        del fields["training"]
     if fields.get("occlusion", "") is None:
         fields["occlusion"] = records[0].occlusion if records else None
     return [r for r in records if all(getattr(r, k) == v for k, v in fields.items())]
@@ -203,50 +219,22 @@ def _per_image(records: Sequence[GadRecord], value) -> np.ndarray:
     return np.array([value(r) for r in ordered], dtype=float)
 
 
-def paired_bootstrap(real: np.ndarray, null: np.ndarray, n_boot: int = 2000, seed: int = 0,
-                     scale: float = 1.0) -> tuple[float, float, float]:
-    """Difference of NaN-ignoring means, real - null, over the same images, with a percentile 95% interval.
-
-    Images are resampled with replacement (one draw shared by both, since they are the same images);
-    ``scale`` multiplies the result (e.g. 100 for RS × 100). Returns (difference, low, high).
-    """
-    real, null = np.asarray(real, dtype=float), np.asarray(null, dtype=float)
-    if real.shape != null.shape or real.ndim != 1 or len(real) == 0:
-        raise ValueError(f"real and null must be equal-length 1-D arrays, got {real.shape} and {null.shape}")
-    if not isinstance(n_boot, int) or n_boot < 1:
-        raise ValueError(f"n_boot must be a positive integer, got {n_boot!r}")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # a resample with only undefined values: NaN, dropped
-        diff = (np.nanmean(real) - np.nanmean(null)) * scale
-        idx = np.random.default_rng(seed).integers(0, len(real), size=(n_boot, len(real)))
-        boot = (np.nanmean(real[idx], axis=1) - np.nanmean(null[idx], axis=1)) * scale
-    boot = boot[np.isfinite(boot)]
-    if not boot.size:
-        return float(diff), float("nan"), float("nan")
-    low, high = np.percentile(boot, [2.5, 97.5])
-    return float(diff), float(low), float(high)
-
-
-def verdict(low: float, high: float) -> str:
-    """How a real - null interval reads: beyond the null in GAD's favour, against it, or not distinguishable."""
-    if not (np.isfinite(low) and np.isfinite(high)):
-        return "undefined"
-    if low > 0:
-        return "GAD beyond null"
-    if high < 0:
-        return "null beyond GAD"
-    return "no difference"
-
-
 def null_comparison(records: Sequence[GadRecord], methods: Sequence[str] = ATTRIBUTION_METHODS,
                     rule: str = "top_fraction", occlusion: str = "black", n_boot: int = 2000,
-                    seed: int = 0) -> list[dict]:
-    """Real vs null support models, per method and class, on the statistic behind each table.
+                    seed: int = 0, alpha: float = ALPHA) -> list[dict]:
+    """Real vs null support models, per method and class, on the statistic behind each table, with the training
+    seed inside the interval.
 
     Table 1: the share of images whose GAD hull is smaller (RC < 1; ties and undefined hulls count as not
     smaller, as in the counts). Table 2: the mean over images of RS(GAD) - RS(Sup) × 100 (GAD's claim is that
-    it is positive; pairs with an empty mask are undefined and left out). Each row holds the real and null
-    values, real - null with a 95% bootstrap interval over images, and the :func:`verdict`.
+    it is positive; pairs with an empty mask are undefined and counted, not averaged). Each arm's statistic is
+    computed once per training of its support models, and real - null gets Welch's 95% interval over those
+    trainings (:func:`gradlime_utils.metrics.nulls.welch_difference`): an interval over images with the trained
+    models held fixed calls two real runs that differ only in their training seed "different" far too often.
+    With one training per arm there is no such interval and the verdict is "undefined". The verdicts of one
+    call (one family: both tables × methods × classes) are controlled for multiplicity by
+    Benjamini-Hochberg over the Welch p-values. ``n_boot`` and ``seed`` are kept for the per-image interval of
+    the first trainings (``images_ci``), shown for contrast only.
     """
     rows = []
     stats = (("Table 1", "share of images with RC < 1", lambda r: float(r.rc < 1), 1.0),
@@ -255,17 +243,34 @@ def null_comparison(records: Sequence[GadRecord], methods: Sequence[str] = ATTRI
         occ = None if table == "Table 1" else occlusion
         for method in methods:
             for target in (0, 1):
-                per = {model: _per_image(_select(records, model=model, rule=rule, occlusion=occ, method=method,
-                                                 target=target), value) for model in MODELS}
-                if len(per["real"]) == 0 or len(per["real"]) != len(per["null"]):
-                    raise ValueError(f"records need real and null rows for {method}, class {target + 1}, rule {rule}")
+                per = {}
+                for model in MODELS:
+                    chosen = _select(records, model=model, rule=rule, occlusion=occ, method=method, target=target,
+                                     training=None)
+                    trainings = sorted({r.training for r in chosen})
+                    per[model] = [_per_image([r for r in chosen if r.training == k], value) for k in trainings]
+                if not per["real"] or not per["null"] or {len(v) for v in per["real"] + per["null"]} != \
+                        {len(per["real"][0])}:
+                    raise ValueError(f"records need real and null rows on the same images for {method}, class "
+                                     f"{target + 1}, rule {rule}")
                 with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", RuntimeWarning)
-                    real, null = (float(np.nanmean(per[m]) * scale) for m in MODELS)
-                diff, low, high = paired_bootstrap(per["real"], per["null"], n_boot, seed, scale)
+                    warnings.simplefilter("ignore", RuntimeWarning)  # a training undefined on every image: NaN
+                    means = {m: np.array([np.nanmean(v) * scale for v in per[m]]) for m in MODELS}
+                seeds = welch_difference(means["real"], means["null"])
+                images = paired_difference(per["real"][0], per["null"][0], n_boot, seed, scale)
+                undefined = {m: int(np.sum([np.isnan(v).sum() for v in per[m]])) for m in MODELS}
                 rows.append({"table": table, "statistic": statistic, "method": SHORT_NAMES.get(method, method),
-                             "class": target + 1, "rule": rule, "occlusion": occ or "-", "real": real, "null": null,
-                             "difference": diff, "ci_low": low, "ci_high": high, "verdict": verdict(low, high)})
+                             "class": target + 1, "rule": rule, "occlusion": occ or "-",
+                             "real": float(np.nanmean(means["real"])), "null": float(np.nanmean(means["null"])),
+                             "trainings": [len(per["real"]), len(per["null"])],
+                             "real_by_training": means["real"].tolist(), "null_by_training": means["null"].tolist(),
+                             "difference": seeds.difference, "ci_low": seeds.low, "ci_high": seeds.high,
+                             "p": seeds.p, "undefined": [undefined["real"], undefined["null"]],
+                             "images_ci": [images.low, images.high]})
+    verdicts, _, adjusted = decide_intervals([r["p"] for r in rows], [r["difference"] for r in rows], alpha,
+                                             favour="GAD beyond null", against="null beyond GAD")
+    for r, v, a in zip(rows, verdicts, adjusted):
+        r["p_adjusted"], r["verdict"] = float(a), v
     return rows
 
 
@@ -353,14 +358,29 @@ def tables_frame(records: Sequence[GadRecord], table: str = "1", rule: str = "to
 
 
 def null_comparison_frame(rows: Sequence[dict]):
-    """:func:`null_comparison` rows as a DataFrame: one line per table, method and class, interval in brackets."""
-    columns = ["real", "null", "real - null [95% CI]", "verdict"]
+    """:func:`null_comparison` rows as a DataFrame: one line per table, method and class; real − null with its
+    95% interval over the support models' trainings, the p-value after Benjamini-Hochberg, and the verdict."""
+    columns = ["real", "null", "real - null [95% CI over trainings]", "p (BH)", "verdict"]
     if not rows:  # no null control was run (null=None): an empty table, not a KeyError
         return pd.DataFrame(columns=columns, index=pd.MultiIndex.from_tuples([], names=["table", "method", "class"]))
     frame = pd.DataFrame(rows)
-    frame["real - null [95% CI]"] = [f"{d:+.3f} [{lo:+.3f}, {hi:+.3f}]" for d, lo, hi in
-                                     zip(frame["difference"], frame["ci_low"], frame["ci_high"])]
+    frame["real - null [95% CI over trainings]"] = [
+        f"{d:+.3f} [{lo:+.3f}, {hi:+.3f}]" if np.isfinite(lo) else f"{d:+.3f} (one training per arm)"
+        for d, lo, hi in zip(frame["difference"], frame["ci_low"], frame["ci_high"])]
+    frame["p (BH)"] = [f"{p:.3g}" if np.isfinite(p) else "-" for p in frame.get("p_adjusted", [np.nan] * len(frame))]
     return frame.set_index(["table", "method", "class"])[columns].round(3)
+
+
+def train_arms(bundle, images: np.ndarray, labels: np.ndarray, null: str | None = "shuffled_labels",
+               trainings: int = 2, seed: int = 0, **kwargs) -> dict[str, list[SupportModels]]:
+    """The support models of both arms, each trained ``trainings`` times with seeds ``seed``, ``seed + 1``, ...:
+    "real" (GAD's) and, unless ``null`` is None, "null" (the control, e.g. shuffled labels). A retrain moves
+    every table; only several trainings per arm let :func:`null_comparison` put that inside its interval.
+    ``kwargs`` go to :func:`gradlime_utils.gad.train_support_models`."""
+    trainings = check_int("trainings", trainings, 1)
+    arms = {"real": None, **({"null": null} if null else {})}
+    return {arm: [train_support_models(bundle, images, labels, null=kind, seed=check_seed(seed + k), **kwargs)
+                  for k in range(trainings)] for arm, kind in arms.items()}
 
 
 def describe_null_comparison(by_rule: Mapping[str, Sequence[dict]]) -> str:

@@ -1,5 +1,6 @@
 """Measuring per-pixel maps against each other and against the model: rank agreement, top-region IoU,
-occlusion of superpixels, deletion and insertion curves, and their random-map and permutation nulls.
+occlusion of superpixels, deletion and insertion curves (their random-map and permutation nulls are in
+:mod:`gradlime_utils.metrics.nulls`).
 
 They work on any per-pixel map (a LIME heat map, Grad-CAM, a gradient attribution); the LIME heat maps
 themselves are in :mod:`gradlime_utils.heatmap`, which re-exports these names.
@@ -250,71 +251,6 @@ def deletion_insertion(model, image: np.ndarray, heatmap: np.ndarray, label: int
             curves[name].append(proba[:, label])
     return DeletionInsertion(fractions=fractions, deletion=np.concatenate(curves["deletion"]).astype(float),
                              insertion=np.concatenate(curves["insertion"]).astype(float))
-
-
-RANDOM_HEATMAPS = ("superpixel", "smooth")
-
-
-def random_heatmaps(kind: str, count: int, segments: np.ndarray, grid: int = 7, seed: int = 0) -> np.ndarray:
-    """``count`` random heat maps (count×H×W) of the granularity of the maps they are a null for.
-
-    ``"superpixel"``: one U(0, 1) value per superpixel of ``segments`` (the structure of a LIME heat map, with a
-    random ranking). ``"smooth"``: a ``grid``×``grid`` U(0, 1) map upsampled bilinearly to H×W (the structure of
-    a Grad-CAM map from a 7×7 layer). A pixel-level random map is a much weaker null for deletion and
-    insertion: scattered pixels leave every object half visible.
-    """
-    from skimage.transform import resize  # lazy: heavy import
-
-    if kind not in RANDOM_HEATMAPS:
-        raise ValueError(f"kind must be one of {RANDOM_HEATMAPS}, got {kind!r}")
-    count = check_int("count", count, 1)
-    segments = np.asarray(segments)
-    rng = np.random.default_rng(seed)
-    if kind == "superpixel":
-        return rng.uniform(size=(count, int(segments.max()) + 1))[:, segments]
-    grid = check_int("grid", grid, 2)
-    return np.stack([resize(rng.uniform(size=(grid, grid)), segments.shape, order=1, mode="edge",
-                            anti_aliasing=False) for _ in range(count)])
-
-
-def null_percentile(value: float, null_values, higher_is_better: bool = True) -> float:
-    """Share of the null's values that ``value`` beats (ties count half): 0.975 or more is beyond a two-sided
-    95% band on the good side."""
-    null = np.asarray(null_values, dtype=float)
-    null = null[np.isfinite(null)]
-    if not np.isfinite(value) or len(null) == 0:
-        return float("nan")
-    better = (null < value) if higher_is_better else (null > value)
-    return float((better.sum() + 0.5 * (null == value).sum()) / len(null))
-
-
-def permutation_pvalue(values: np.ndarray, segments: np.ndarray, other: np.ndarray, statistic: str = "rho",
-                       n_perm: int = 200, fraction: float = 0.2, seed: int = 0) -> tuple[float, float]:
-    """Agreement of a superpixel map (``values[segments]``) with ``other`` and its permutation p-value.
-
-    The null permutes the superpixel values (the same blocks, a random assignment), so it keeps the map's
-    granularity, which alone produces sizeable agreement with any smooth map. ``statistic`` is ``"rho"``
-    (:func:`rank_agreement`) or ``"iou"`` (:func:`top_region_iou` at ``fraction``). Returns (observed, p) with
-    p = (1 + #null >= observed) / (1 + n_perm): 1 / (n_perm + 1) when no permutation does as well.
-    """
-    if statistic not in ("rho", "iou"):
-        raise ValueError(f"statistic must be 'rho' or 'iou', got {statistic!r}")
-    values = check_finite("values", np.asarray(values, dtype=float))
-    segments = np.asarray(segments)
-    if values.shape != (int(segments.max()) + 1,):
-        raise ValueError(f"values has shape {values.shape}; the segmentation has {int(segments.max()) + 1} superpixels")
-    other = _as_map("other", other, segments.shape)
-    n_perm = check_int("n_perm", n_perm, 1)
-
-    def stat(v):
-        return rank_agreement(v[segments], other) if statistic == "rho" else top_region_iou(v[segments], other, fraction)
-
-    observed = stat(values)
-    rng = np.random.default_rng(seed)
-    null = np.array([stat(rng.permutation(values)) for _ in range(n_perm)])
-    if not np.isfinite(observed):
-        return observed, float("nan")
-    return float(observed), float((1 + np.sum(null >= observed - 1e-12)) / (1 + n_perm))
 
 
 @dataclass

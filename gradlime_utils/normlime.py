@@ -18,6 +18,7 @@ from scipy.stats import spearmanr
 
 from .attributions import noise_tunnel_maps
 from .images import to_rgb_uint8
+from .metrics.nulls import adjust_pvalues, mc_pvalue
 from .mnist_cnn import fit_mnist_cnn, mnist_to_tensor
 from .neighborhood import sample_neighborhood
 from .plotting import finish_figure
@@ -225,56 +226,98 @@ def bootstrap_agreement(explanations: Sequence[LocalExplanation], num_features: 
             "top": top, "n_boot": n_boot}
 
 
-def kar_comparison(kar: dict, fractions, reference: str = "LIME-average", method: str = "NormLIME") -> list[dict]:
-    """Per fraction: ``method`` − ``reference`` paired by training seed (mean, 95% t interval), and where each
-    ranking's mean falls in the random rankings' distribution."""
+RANKINGS = ("NormLIME", "LIME-average", "ink")
+
+
+def kar_comparison(kar: dict, fractions, reference: str = "LIME-average", method: str = "NormLIME",
+                   references: Sequence[str] = ("LIME-average", "ink"), alpha: float = 0.05) -> list[dict]:
+    """Per fraction: ``method`` − each of ``references`` paired by training seed (mean, 95% t interval), and
+    each ranking against the random rankings.
+
+    A ranking's mean accuracy over its seeds is set against the random rankings (each retrained once) by the
+    one-sided rank p-value (:func:`gradlime_utils.metrics.nulls.mc_pvalue`; a seed mean varies less than one
+    retrain, so the test is conservative), adjusted by Benjamini-Hochberg over every ranking and fraction of the
+    call; ``"<name> vs random"`` is "above", "not above", or "undecided" when the random rankings are too few for
+    any p-value to reach ``alpha`` (n random rankings give at least 1 / (n + 1)). ``reference`` is kept first
+    among ``references`` (the difference the chapter cites first).
+    """
+    references = [reference] + [r for r in references if r != reference and r in kar]
     rows = []
-    random = np.asarray(kar["random"])  # fractions × permutations
+    random = np.asarray(kar["random"], dtype=float)  # fractions × permutations
     for a, frac in enumerate(fractions):
-        diff = np.asarray(kar[method])[a] - np.asarray(kar[reference])[a]
-        mean, half = mean_ci(diff)
-        row = {"fraction": float(frac), f"{method} − {reference}": mean, "ci95": half,
+        row = {"fraction": float(frac), "method": method, "differences": [],
                "random mean": float(random[a].mean()), "random low": float(np.quantile(random[a], 0.025)),
-               "random high": float(np.quantile(random[a], 0.975))}
+               "random high": float(np.quantile(random[a], 0.975)), "random n": int(random.shape[1])}
+        for ref in references:
+            mean, half = mean_ci(np.asarray(kar[method])[a] - np.asarray(kar[ref])[a])
+            row["differences"].append({"reference": ref, "difference": mean, "ci95": half})
         for name, acc in kar.items():
             if name != "random":
                 row[f"{name} mean"] = float(np.mean(acc[a]))
+                row[f"{name} p random"] = mc_pvalue(row[f"{name} mean"], random[a], "greater")
         rows.append(row)
+    keys = [(row, name) for row in rows for name in kar if name != "random"]
+    adjusted = adjust_pvalues([row[f"{name} p random"] for row, name in keys])
+    decidable = 1 / (random.shape[1] + 1) <= alpha
+    for (row, name), p in zip(keys, adjusted):
+        row[f"{name} vs random"] = ("undecided" if not decidable else "above" if p <= alpha else "not above")
     return rows
 
 
-def above_random(row: dict, names=("NormLIME", "LIME-average", "ink")) -> list[str]:
-    """The rankings whose mean KAR accuracy in one :func:`kar_comparison` row lies above the random rankings' 95%
-    range (what the chapter's prose and the ledger cite)."""
-    return [n for n in names if row.get(f"{n} mean", -np.inf) > row["random high"]]
+def above_random(row: dict, names=RANKINGS) -> list[str]:
+    """The rankings of one :func:`kar_comparison` row that are above the random rankings (rank p-value,
+    Benjamini-Hochberg): what the chapter's prose and the ledger cite."""
+    return [n for n in names if row.get(f"{n} vs random") == "above"]
+
+
+def kar_numbers(row: dict) -> dict:
+    """The numbers the chapter's prose cites from one :func:`kar_comparison` row, as text to glue: the fraction
+    kept, how many random rankings, the rankings above them (or "undecided"), NormLIME − LIME-average and
+    NormLIME − ink (paired by seed)."""
+    diffs = {d["reference"]: _difference(d) for d in row["differences"]}
+    undecided = row.get(f"{row['method']} vs random") == "undecided"
+    return {"kar_kept": f"{row['fraction']:.0%}", "kar_n_random": row["random n"],
+            "kar_above": "undecided" if undecided else ", ".join(above_random(row)) or "none",
+            "kar_diff": diffs.get("LIME-average", "n/a"), "kar_ink": diffs.get("ink", "n/a")}
+
+
+def _difference(d: dict) -> str:
+    return f"{d['difference']:+.3f} ± {d['ci95']:.3f}" if np.isfinite(d["ci95"]) else f"{d['difference']:+.3f}"
 
 
 def kar_frame(rows: list[dict]):
-    """The KAR table: each ranking's mean accuracy, the random rankings' range, and the paired difference."""
+    """The KAR table: each ranking's mean accuracy (▲: above the random rankings after the multiplicity
+    control), the random rankings' range, and the paired differences."""
     out = []
     for r in rows:
         cell = {"kept": f"{r['fraction']:.0%}"}
-        cell.update({k.replace(" mean", ""): f"{v:.3f}" for k, v in r.items() if k.endswith(" mean") and k != "random mean"})
-        cell["random (10+ permutations)"] = f"{r['random mean']:.3f} [{r['random low']:.3f}, {r['random high']:.3f}]"
-        key = next(k for k in r if "−" in k)
-        cell[key + " (paired by seed)"] = f"{r[key]:+.3f} ± {r['ci95']:.3f}"
+        for name in [k[:-5] for k in r if k.endswith(" mean") and k != "random mean"]:
+            cell[name] = f"{r[f'{name} mean']:.3f}" + (" ▲" if r.get(f"{name} vs random") == "above" else "")
+        cell[f"random ({r['random n']})"] = f"{r['random mean']:.3f} [{r['random low']:.3f}, {r['random high']:.3f}]"
+        for d in r["differences"]:
+            cell[f"{r['method']} − {d['reference']}"] = _difference(d)
         out.append(cell)
     return pd.DataFrame(out)
 
 
 def describe_kar(rows: list[dict], agreement: dict) -> list[str]:
     """The chapter's reading of the KAR comparison and of how different the two pooled rankings are."""
-    key = next(k for k in rows[0] if "−" in k)
     lines = []
     for r in rows:
-        resolved = abs(r[key]) > r["ci95"] if np.isfinite(r["ci95"]) else False
-        verdict = ("identical in every seed: the rankings keep the same cells" if r[key] == 0 and r["ci95"] == 0
-                   else "resolved by the seeds" if resolved else "not resolved by the seeds")
-        above_random = {name: r[f"{name} mean"] > r["random high"] for name in ("NormLIME", "LIME-average", "ink")
-                        if f"{name} mean" in r}
-        lines.append(f"- {r['fraction']:.0%} of cells kept: {key} = {r[key]:+.3f} ± {r['ci95']:.3f} "
-                     f"({verdict}); above every random ranking's "
-                     f"95% range: {', '.join(n for n, v in above_random.items() if v) or 'none'}.")
+        parts = []
+        for d in r["differences"]:
+            resolved = np.isfinite(d["ci95"]) and abs(d["difference"]) > d["ci95"]
+            verdict = ("identical in every seed" if d["difference"] == 0 and d["ci95"] == 0
+                       else "resolved by the seeds" if resolved else "not resolved by the seeds")
+            parts.append(f"{r['method']} − {d['reference']} = {_difference(d)} ({verdict})")
+        states = {n: r[f"{n} vs random"] for n in RANKINGS if f"{n} vs random" in r}
+        if "undecided" in states.values():
+            against = (f"against the random rankings: undecided ({r['random n']} random rankings cannot give a "
+                       f"p-value at or below 0.05)")
+        else:
+            against = ("above the random rankings (rank p-value, Benjamini-Hochberg over rankings and "
+                       f"fractions): {', '.join(n for n, v in states.items() if v == 'above') or 'none'}")
+        lines.append(f"- {r['fraction']:.0%} of cells kept: {'; '.join(parts)}; {against}.")
     s, o = agreement["spearman"], agreement["top_overlap"]
     lines.append(f"- The pooled NormLIME and LIME-average scores have Spearman {s[0]:.2f} [{s[1]:.2f}, {s[2]:.2f}] and "
                  f"share {o[0]:.1f} of their top {agreement['top']} cells [{o[1]:.0f}, {o[2]:.0f}] over "

@@ -7,7 +7,7 @@ import pytest
 import gradlime_utils as gu
 from gradlime_utils import evolime, gad, heatmap, hull_metrics, neighborhood, normlime, widgets
 from gradlime_utils.attributions import attribution_maps, baseline_input
-from gradlime_utils.gad_eval import paired_bootstrap
+from gradlime_utils.metrics.nulls import paired_difference
 from gradlime_utils.runtime import set_seed
 
 
@@ -122,7 +122,7 @@ CASES = [
      ValueError, "same shape"),
     ("RS occlusion", lambda c: hull_metrics.relative_sensitivity(c["bundle"], c["image"], np.ones((28, 28), bool),
                                                                  0, "red"), ValueError, "occlusion must be"),
-    ("bootstrap lengths", lambda c: paired_bootstrap(np.ones(3), np.ones(4)), ValueError, "equal-length"),
+    ("bootstrap lengths", lambda c: paired_difference(np.ones(3), np.ones(4)), ValueError, "equal lengths"),
     # --- NormLIME, EvoLIME, heat maps
     ("aggregate empty", lambda c: normlime.aggregate([], 4), ValueError, "explanations is empty"),
     ("aggregate NaN weights", lambda c: normlime.aggregate(

@@ -83,9 +83,11 @@ def test_bad_inputs(toy):
 def test_null_counts_of_the_matched_null_rows():
     from gradlime_utils.evolime import null_counts
 
-    rows = [{"gain_low": 0.01, "random_beats_full": 0.9}, {"gain_low": -0.02, "random_beats_full": 0.5},
-            {"gain_low": 0.0, "random_beats_full": 0.2}]
-    assert null_counts(rows) == {"beats": 1, "random_beats_full": 1, "n": 3}
+    rows = [{"gain_over_random": 0.05, "gain_p": 0.001, "random_beats_full": 0.9},
+            {"gain_over_random": -0.02, "gain_p": 0.001, "random_beats_full": 0.5},   # beyond, but against the GA
+            {"gain_over_random": 0.01, "gain_p": 0.06, "random_beats_full": 0.2},     # not beyond at 5%
+            {"gain_over_random": 0.01, "random_beats_full": 0.7}]                     # an old row: no p-value
+    assert null_counts(rows) == {"beats": 1, "random_beats_full": 2, "n": 4}
 
 
 def test_the_chapters_figures_show_the_run_they_are_given(toy, tmp_path):

@@ -8,6 +8,7 @@ import torch
 import gradlime_utils as gu
 from gradlime_utils import evaluation as ev
 from gradlime_utils import faithfulness as fa
+from gradlime_utils.metrics import nulls
 from gradlime_utils.shapes_benchmark import ShapesCNN, _bundle, make_shapes_benchmark
 
 
@@ -86,14 +87,14 @@ def test_faithfulness_correlation_shares_its_queries(small_case):
     bundle, images, labels, _ = small_case
     scorer = fa.PerturbationScorer(bundle, images, labels)
     start = scorer.queries
-    one = scorer.faithfulness_correlation(fa.random_maps("uniform", 1, (3, 56, 56), seed=1), 8, 56)
+    one = scorer.faithfulness_correlation(nulls.random_maps("uniform", 1, (3, 56, 56), seed=1), 8, 56)
     cost_one = scorer.queries - start
     start = scorer.queries
-    many = scorer.faithfulness_correlation(fa.random_maps("uniform", 20, (3, 56, 56), seed=1), 8, 56)
+    many = scorer.faithfulness_correlation(nulls.random_maps("uniform", 20, (3, 56, 56), seed=1), 8, 56)
     assert scorer.queries - start == cost_one == 8 * 3  # one query per run and image, whatever the number of maps
     np.testing.assert_array_equal(many[0], one[0])  # the same subsets for every map
     start = scorer.queries
-    scorer.faithfulness_estimate(fa.random_maps("uniform", 2, (3, 56, 56), seed=1), 56 * 56 * 3 // 4)
+    scorer.faithfulness_estimate(nulls.random_maps("uniform", 2, (3, 56, 56), seed=1), 56 * 56 * 3 // 4)
     assert scorer.queries - start == 2 * 4 * 3  # per map: 4 steps x 3 images
 
 
@@ -116,30 +117,32 @@ def test_scorer_rejects_bad_maps(small_case):
 
 def test_random_maps():
     seg = np.repeat(np.arange(4), 4).reshape(4, 4)  # four row superpixels
-    maps = fa.random_maps("superpixel", 50, (2, 4, 4), segments=[seg, seg.T], keep=2, seed=0)
+    maps = nulls.random_maps("superpixel", 50, (2, 4, 4), segments=[seg, seg.T], keep=2, seed=0)
     assert maps.shape == (50, 2, 4, 4)
     for m in maps:
         assert all(len(np.unique(m[0][seg == s])) == 1 for s in range(4))  # constant on each superpixel
         assert (np.abs(m[0][:, 0]) > 0).sum() == 2  # two superpixels kept
-    assert (fa.random_maps("superpixel", 5, (1, 4, 4), segments=[seg], positive=True, seed=0) >= 0).all()
-    u = fa.random_maps("uniform", 3, (2, 4, 4), seed=0)
+    assert (nulls.random_maps("superpixel", 5, (1, 4, 4), segments=[seg], positive=True, seed=0) >= 0).all()
+    u = nulls.random_maps("uniform", 3, (2, 4, 4), seed=0)
     assert u.shape == (3, 2, 4, 4) and 0 <= u.min() and u.max() < 1
-    np.testing.assert_array_equal(u, fa.random_maps("uniform", 3, (2, 4, 4), seed=0))
+    np.testing.assert_array_equal(u, nulls.random_maps("uniform", 3, (2, 4, 4), seed=0))
     with pytest.raises(ValueError, match="kind"):
-        fa.random_maps("gaussian", 3, (2, 4, 4))
+        nulls.random_maps("gaussian", 3, (2, 4, 4))
     with pytest.raises(ValueError, match="segmentation per image"):
-        fa.random_maps("superpixel", 3, (2, 4, 4), segments=[seg])
+        nulls.random_maps("superpixel", 3, (2, 4, 4), segments=[seg])
 
 
 def test_chance_band_and_verdict():
     draws = np.tile(np.arange(101, dtype=float)[:, None], (1, 4))  # image means 0..100
-    band = fa.chance_band(draws)
+    band = nulls.chance_band(draws)
     assert band.mean == 50 and band.low == pytest.approx(2.5) and band.high == pytest.approx(97.5)
     assert band.draws == 101
-    assert band.verdict(99) == "above" and band.verdict(1) == "below" and band.verdict(50) == "within"
+    # the rank rule: two-sided p = 2 (1 + #draws beyond) / 102
+    assert band.verdict(100.5) == "above" and band.verdict(-1) == "below" and band.verdict(99) == "within"
+    assert band.p_value(100.5) == pytest.approx(2 / 102) and band.p_value(99) == pytest.approx(2 * 3 / 102)
     assert band.verdict(float("nan")) == "n/a"
     with pytest.raises(ValueError, match="at least 2 draws"):
-        fa.chance_band(np.zeros((1, 4)))
+        nulls.chance_band(np.zeros((1, 4)))
 
 
 def test_tie_fair_pointing_game_on_a_plateau():
@@ -183,8 +186,9 @@ def test_sufficiency_is_not_applicable_with_one_image_per_class(small_case):
 def test_banded_table_marks_only_cells_outside_the_band():
     scores = {"LIME": {"X": np.array([0.9, 0.8, 0.85])}, "Saliency": {"X": np.array([0.1, 0.0, 0.05])},
               "broken": {"X": ev.Failed("no ReLU")}}
-    bands = {"superpixel": {"X": fa.ChanceBand(0.0, -0.2, 0.2, 100)},
-             "uniform": {"X": fa.ChanceBand(0.0, -0.2, 0.2, 100)}}
+    draws = tuple(np.linspace(-0.2, 0.2, 100))
+    bands = {"superpixel": {"X": nulls.ChanceBand(0.0, -0.2, 0.2, 100, values=draws)},
+             "uniform": {"X": nulls.ChanceBand(0.0, -0.2, 0.2, 100, values=draws)}}
     rows = ev.banded_rows(scores, ["X"], bands)
     frame = ev.banded_frame(rows, ["X"], bands)
     assert frame.loc["LIME", "X"].endswith("▲") and "▲" not in frame.loc["Saliency", "X"]

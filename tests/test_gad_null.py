@@ -8,8 +8,8 @@ import gradlime_utils as gu
 from gradlime_utils.attributions import attribution_maps, baseline_input
 from gradlime_utils.cache import cache_dir
 from gradlime_utils.gad import null_labels, train_support_models
-from gradlime_utils.gad_eval import (GadRecord, evaluate_gad, null_comparison, on_object_shares, paired_bootstrap,
-                                     rs_paired, table1, verdict)
+from gradlime_utils.gad_eval import GadRecord, evaluate_gad, null_comparison, on_object_shares, rs_paired, table1
+from gradlime_utils.metrics.nulls import paired_difference, verdict
 from gradlime_utils.hull_metrics import hull_points, relative_complexity, relative_sensitivity, share_on_object
 
 
@@ -199,46 +199,78 @@ def test_rs_with_grey_occlusion_by_hand():
         relative_sensitivity(bundle, img, mask, 0, occlusion="red")
 
 
-def test_paired_bootstrap_and_verdicts():
+def test_paired_difference_and_verdicts():
     real = np.ones(50)
     null = np.zeros(50)
-    diff, low, high = paired_bootstrap(real, null, n_boot=200)
-    assert diff == low == high == 1.0 and verdict(low, high) == "GAD beyond null"
-    assert verdict(*paired_bootstrap(null, real)[1:]) == "null beyond GAD"
+    d = paired_difference(real, null, n_boot=200)
+    assert d.difference == d.low == d.high == 1.0 and verdict(d.low, d.high) == "GAD beyond null"
+    back = paired_difference(null, real)
+    assert verdict(back.low, back.high) == "null beyond GAD"
     rng = np.random.default_rng(0)
     same = rng.random(200)
-    d, lo, hi = paired_bootstrap(same, same[::-1].copy(), n_boot=500)
-    assert lo < d < hi and verdict(lo, hi) == "no difference"
+    d = paired_difference(same, same[::-1].copy(), n_boot=500)
+    assert d.low < d.difference < d.high and verdict(d.low, d.high) == "no difference"
     with_nan = np.r_[np.nan, np.ones(9)]
-    assert paired_bootstrap(with_nan, np.zeros(10))[0] == 1.0  # undefined values ignored, not counted as 0
-    with pytest.raises(ValueError, match="equal-length"):
-        paired_bootstrap(np.ones(3), np.ones(4))
+    d = paired_difference(with_nan, np.zeros(10))
+    assert d.difference == 1.0 and d.pairs == 9 and d.undefined_a == 1 and d.undefined_b == 0
+    with pytest.raises(ValueError, match="equal lengths"):
+        paired_difference(np.ones(3), np.ones(4))
+    with pytest.raises(ValueError, match="low must not exceed high"):
+        verdict(0.5, -0.5)
 
 
-def _record(image, model, rc, rs_gad, rs_sup, target=0):
+def _record(image, model, rc, rs_gad, rs_sup, target=0, training=0):
     return GadRecord(image=image, label=0, target=target, method="saliency", model=model, rule="top_fraction",
                      occlusion="black", area_orig=10, area_gad=int(10 * rc) if rc == rc else 0, area_sup=3,
-                     area_object=8, rc=rc, rs_gad=rs_gad, rs_sup=rs_sup, on_object_orig=0.5, on_object_gad=0.75)
+                     area_object=8, rc=rc, rs_gad=rs_gad, rs_sup=rs_sup, on_object_orig=0.5, on_object_gad=0.75,
+                     training=training)
 
 
 def test_null_comparison_and_paired_rs_on_hand_made_records():
     records = []
-    for i in range(20):
-        for t in (0, 1):
-            records.append(_record(i, "real", 0.5, 0.3, 0.1 if i < 15 else np.nan, t))  # GAD always smaller
-            records.append(_record(i, "null", 0.5 if i < 10 else 1.5, 0.1, 0.2, t))     # half the time
+    for k, spread in enumerate((0.0, 0.02, -0.02)):  # three trainings per arm
+        for i in range(20):
+            for t in (0, 1):
+                records.append(_record(i, "real", 0.5, 0.3 + spread, 0.1 if i < 15 else np.nan, t, k))
+                records.append(_record(i, "null", 0.5 if i < 10 + k else 1.5, 0.1, 0.2, t, k))
     rows = null_comparison(records, methods=["saliency"], n_boot=300)
     t1 = [r for r in rows if r["table"] == "Table 1" and r["class"] == 1][0]
-    assert t1["real"] == 1.0 and t1["null"] == 0.5 and t1["difference"] == 0.5
-    assert t1["verdict"] == "GAD beyond null"
+    assert t1["real"] == 1.0 and t1["null"] == pytest.approx(0.55) and t1["trainings"] == [3, 3]
+    assert t1["verdict"] == "GAD beyond null" and t1["ci_low"] > 0 and t1["p_adjusted"] <= 0.05
     t2 = [r for r in rows if r["table"] == "Table 2" and r["class"] == 1][0]
     assert t2["real"] == pytest.approx(20.0) and t2["null"] == pytest.approx(-10.0)  # x100, undefined pairs left out
+    assert t2["undefined"] == [15, 0]  # 5 images in each of 3 real trainings
     paired = rs_paired(records, methods=["saliency"])[0]
     assert paired["pairs"] == 15 and paired["undefined"] == 5 and paired["share_gad_greater"] == 1.0
     assert paired["wilcoxon_p"] < 0.001
-    assert table1(records, methods=["saliency"], model="null")["Orig.1"] == [10]
+    assert table1(records, methods=["saliency"], model="null")["Orig.1"] == [10]  # the first training's table
     shares = on_object_shares(records, methods=["saliency"])[0]
     assert shares["on_object_orig"] == 0.5 and shares["on_object_gad"] == 0.75 and shares["area_object"] == 8
+
+
+def test_one_training_per_arm_gives_no_verdict():
+    records = [_record(i, m, 0.5 if m == "real" else 1.5, 0.3, 0.1, t) for i in range(10) for t in (0, 1)
+               for m in ("real", "null")]
+    rows = null_comparison(records, methods=["saliency"], n_boot=100)
+    assert {r["verdict"] for r in rows} == {"undefined"}
+    assert all(np.isfinite(r["images_ci"]).all() for r in rows if r["table"] == "Table 1")
+
+
+@pytest.mark.slow
+def test_two_real_runs_that_differ_only_in_training_seed_are_not_called_different(mnist_bundle, small_train):
+    """Four real trainings (seeds 0-3) split into two "arms": every verdict real − null is a false alarm. With
+    the interval over trainings and Benjamini-Hochberg over the 20 rows, none is expected (at most one is
+    tolerated, the nominal 5% of 20); the per-image interval with the models held fixed is shown for contrast."""
+    images, labels = small_train
+    kwargs = dict(alphas=(2, 4), epochs=1, lr=1e-3, dataset_name="seed-null-test", progress=False)
+    runs = [train_support_models(mnist_bundle, images, labels, seed=s, **kwargs) for s in range(4)]
+    test = gu.load_binary_dataset("mnist_3_vs_8", "test", max_per_class=12)
+    records = evaluate_gad({"real": runs[:2], "null": runs[2:]}, test.images(), test.labels, progress=False,
+                           hull_rules={"top_fraction": 0.5})
+    rows = null_comparison(records, n_boot=300)
+    assert len(rows) == 20 and all(r["trainings"] == [2, 2] for r in rows)
+    beyond = [r for r in rows if r["verdict"] not in ("no difference", "undefined")]
+    assert len(beyond) <= 1, beyond
 
 
 def test_evaluate_gad_shares_the_original_maps_between_real_and_null(mnist_bundle, small_train, digits):
@@ -270,10 +302,11 @@ def test_results_json_and_ledger_rows_show_real_null_and_verdict(tmp_path):
     from gradlime_utils.ledger import render
 
     records = []
-    for i in range(20):
-        for t in (0, 1):
-            records.append(_record(i, "real", 0.5, 0.3, 0.1, t))
-            records.append(_record(i, "null", 1.5, 0.1, 0.2, t))
+    for k in range(3):  # three trainings per arm, which differ a little
+        for i in range(20):
+            for t in (0, 1):
+                records.append(_record(i, "real", 0.5, 0.3 + 0.01 * k, 0.1, t, k))
+                records.append(_record(i, "null", 0.5 if i < k else 1.5, 0.1, 0.2, t, k))
     results = results_json(records, {"top_fraction": 0.5}, ["black"], methods=["saliency"], n_boot=100)
     assert results["tables"]["top_fraction"]["null"]["table1"]["GAD 1"] == [0]
     assert {r["verdict"] for r in results["null_comparison"]} == {"GAD beyond null"}

@@ -182,11 +182,15 @@ def test_study_frames_index_by_model_and_image_and_group_the_curve_columns():
     assert faith.loc[("m", "chelsea"), ("deletion", "random (superpixel)")] == "0.50 [0.40, 0.60]"
 
 
-def test_insertion_beyond_random_needs_both_nulls():
-    row = lambda sp, sm: {"insertion pct superpixel LIME linear": sp, "insertion pct smooth LIME linear": sm,  # noqa: E731
-                          "insertion pct superpixel Grad-CAM": 0.5, "insertion pct smooth Grad-CAM": 1.0}
-    rows = [row(1.0, 1.0), row(0.975, 0.99), row(1.0, 0.9)]
+def test_insertion_beyond_random_needs_both_nulls_and_enough_random_maps():
+    row = lambda sp, sm, n=99: {"insertion p superpixel LIME linear": sp, "insertion p smooth LIME linear": sm,  # noqa: E731
+                                "insertion p superpixel Grad-CAM": 0.5, "insertion p smooth Grad-CAM": 0.01,
+                                "n_random": n}
+    rows = [row(0.005, 0.005), row(0.005, 0.01), row(0.01, 0.9)]
+    # the larger p of the two kinds, Benjamini-Hochberg over the 6 photos × methods: 0.03 and 0.03 pass
     assert hm.insertion_beyond_random(rows) == {"LIME linear": 2, "Grad-CAM": 0}
+    assert hm.insertion_resolution(rows)
+    assert not hm.insertion_resolution([row(0.09, 0.09, n=10)])  # 10 random maps: p >= 1/11 always
 
 
 def test_the_chapters_figures_draw_the_example_they_are_given(white, tmp_path):

@@ -7,6 +7,7 @@ import torch
 
 import gradlime_utils as gu
 from gradlime_utils import evolime
+from gradlime_utils.metrics import nulls
 from gradlime_utils.shapes_benchmark import ShapesCNN, _bundle, make_shapes_benchmark
 
 
@@ -29,21 +30,31 @@ def test_ga_budget_is_the_queries_of_a_run(tiny):
     assert evolime.queries_to_reach(run, 2.0) is None
 
 
-def test_random_search_takes_exactly_the_budget(tiny):
+def test_random_search_draws_fresh_independent_masks_within_the_budget(tiny):
     bundle, image, segments = tiny
-    hood = gu.sample_neighborhood(bundle, image, num_samples=41, segments=segments, progress=False)
-    probe = hood.predictions.copy()
-    probe[:, 0] = np.arange(len(probe)) / 100.0  # row r scores r / 100; row 0 (the full image) is excluded
-    hood = replace(hood, predictions=probe)
-    everything = evolime.random_search(hood, 0, budget=40, draws=5)
-    np.testing.assert_allclose(everything, 0.40)  # all 40 random rows: always the best row
-    one = evolime.random_search(hood, 0, budget=1, draws=200, seed=1)
-    assert set(np.round(one * 100).astype(int)) <= set(range(1, 41)) and len(set(one)) > 10  # one row each time
-    # with a budget of b rows the best is at least the b-th smallest value: never below it
-    ten = evolime.random_search(hood, 0, budget=10, draws=200, seed=2)
-    assert ten.min() >= 0.10 and ten.max() <= 0.40
-    with pytest.raises(ValueError, match="exceeds"):
-        evolime.random_search(hood, 0, budget=41)
+    calls = []
+    original = bundle.predict_proba
+
+    def counting(x):
+        calls.append(len(x))
+        return original(x)
+
+    bundle.predict_proba = counting
+    try:
+        best = evolime.random_search(bundle, image, segments, 0, budget=30, draws=4, seed=3)
+    finally:
+        bundle.predict_proba = original
+    assert best.shape == (4,) and sum(calls) == 4 * 30  # exactly draws × budget fresh queries
+    assert len(set(best)) > 1  # independent draws differ
+    np.testing.assert_array_equal(best, evolime.random_search(bundle, image, segments, 0, 30, 4, seed=3))
+    # the best of b masks is the largest probability among them: a budget of one mask is a single draw
+    everything = bundle.predict_proba(evolime.render(image, segments, np.ones((1, 16), np.uint8)))[0, 0]
+    single = evolime.random_search(bundle, image, segments, 0, budget=1, draws=50, seed=4)
+    assert (single <= 1).all() and (single >= 0).all() and single.max() >= min(single.min(), everything)
+    with pytest.raises(ValueError, match="target"):
+        evolime.random_search(bundle, image, segments, -1, budget=5)
+    with pytest.raises(ValueError, match="budget"):
+        evolime.random_search(bundle, image, segments, 0, budget=0)
 
 
 def test_lime_best_k_scores_every_k_of_the_positive_ranking(tiny):
@@ -106,25 +117,25 @@ def test_permutation_pvalue_of_a_perfectly_aligned_pair_is_minimal():
     values = np.arange(16, dtype=float)
     other = values[segments]  # the same map
     for stat in ("rho", "iou"):
-        observed, p = hm.permutation_pvalue(values, segments, other, stat, n_perm=99, seed=0)
+        observed, p = nulls.permutation_pvalue(values, segments, other, stat, n_perm=99, seed=0)
         assert observed == pytest.approx(1.0) and p == pytest.approx(1 / 100)
     unrelated = np.random.default_rng(1).uniform(size=(16, 16))
-    _, p = hm.permutation_pvalue(values, segments, unrelated, "rho", n_perm=99, seed=0)
+    _, p = nulls.permutation_pvalue(values, segments, unrelated, "rho", n_perm=99, seed=0)
     assert p > 0.05
     with pytest.raises(ValueError, match="statistic"):
-        hm.permutation_pvalue(values, segments, other, "tau")
+        nulls.permutation_pvalue(values, segments, other, "tau")
 
 
 def test_random_heatmaps_have_the_granularity_of_their_kind():
     from gradlime_utils import heatmap as hm
 
     segments = np.arange(4).reshape(2, 2).repeat(8, axis=0).repeat(8, axis=1)
-    sp = hm.random_heatmaps("superpixel", 5, segments, seed=0)
+    sp = nulls.random_heatmaps("superpixel", 5, segments, seed=0)
     assert sp.shape == (5, 16, 16) and all(len(np.unique(m)) == 4 for m in sp)
-    smooth = hm.random_heatmaps("smooth", 3, segments, grid=4, seed=0)
+    smooth = nulls.random_heatmaps("smooth", 3, segments, grid=4, seed=0)
     assert smooth.shape == (3, 16, 16) and np.abs(np.diff(smooth, axis=2)).max() < 0.5  # no jumps between pixels
-    assert hm.null_percentile(1.0, [0.1, 0.2, 0.3]) == 1.0 and hm.null_percentile(0.2, [0.1, 0.2, 0.3]) == 0.5
-    assert hm.null_percentile(0.0, [0.1, 0.2], higher_is_better=False) == 1.0
+    assert nulls.null_percentile(1.0, [0.1, 0.2, 0.3]) == 1.0 and nulls.null_percentile(0.2, [0.1, 0.2, 0.3]) == 0.5
+    assert nulls.null_percentile(0.0, [0.1, 0.2], higher_is_better=False) == 1.0
 
 
 def test_occlusion_scan_and_top_rank(tiny):

@@ -83,7 +83,18 @@ def test_kar_plot_and_the_rankings_above_random(tmp_path):
     assert len(fig.axes[0].containers) == 3
     plt.close(fig)
     rows = nl.kar_comparison(kar, [0.1, 0.2], reference="ink")
+    # three random rankings cannot give a p-value of 0.05 or less: undecided, never "above"
+    assert [nl.above_random(r, ("NormLIME", "ink")) for r in rows] == [[], []]
+    assert rows[0]["NormLIME vs random"] == "undecided"
+    assert rows[0]["differences"][0]["reference"] == "ink" and rows[0]["differences"][0]["difference"] == \
+        pytest.approx(0.2)
+    # with 99 random rankings a ranking above all of them is "above" (p = 0.01, 0.04 after BH over 4), one among
+    # them is not
+    rng = np.random.default_rng(0)
+    kar["random"] = np.stack([rng.uniform(0.5, 0.7, 99), rng.uniform(0.85, 0.95, 99)])
+    rows = nl.kar_comparison(kar, [0.1, 0.2], reference="ink")
     assert [nl.above_random(r, ("NormLIME", "ink")) for r in rows] == [["NormLIME"], []]
+    assert "NormLIME ▲" not in nl.kar_frame(rows).iloc[1]["NormLIME"] and "▲" in nl.kar_frame(rows).iloc[0]["NormLIME"]
 
 
 def test_explain_digits_is_lime_on_seeded_draws_of_each_class(mnist_bundle):

@@ -27,7 +27,7 @@ import numpy as np
 from ..attributions import METHODS
 from ..evolime import null_counts
 from ..gad_eval import PAPER_TABLE1, PAPER_TABLE2
-from ..heatmap import insertion_beyond_random
+from ..heatmap import HEATMAP_METHODS, agreement_beyond_chance, insertion_beyond_random, insertion_resolution
 from ..normlime import above_random
 from ..stats import mean_ci
 from .reproduce import sha256_file
@@ -111,7 +111,13 @@ def _gad_table(table: str, part: str = "numbers") -> Callable[[Path], str]:
                              f"beyond GAD: {', '.join(against) or 'none'}")
         if part == "numbers":
             return f"{where} ({' / '.join(cols)}); " + " — ".join(parts)
-        return ("shuffled-label support models, real − null with 95% bootstrap CIs over images; " + " — ".join(parts))
+        first = (meta["null_comparison"] or [{}])[0]
+        if "trainings" not in first:  # a run from before trainings entered the interval
+            return ("shuffled-label support models, one training per arm, 95% bootstrap CIs over images only "
+                    "(not calibrated: a retrain moves every number); rerun for verdicts")
+        trained = "/".join(str(k) for k in first["trainings"])
+        return (f"shuffled-label support models, real − null with Welch's 95% CIs over {trained} trainings per arm, "
+                f"Benjamini-Hochberg over each rule's 20 rows; " + " — ".join(parts))
     return read
 
 
@@ -222,9 +228,12 @@ def _evolime_summary(rows: list[dict], kind: str) -> str:
                           for r in rows)
         counts = null_counts(rows)
         beats, full = counts["beats"], counts["random_beats_full"]
+        if "gain_p" not in rows[0]:  # a run from before independent random searches
+            return (f"GA − random search (95% bootstrap CI over overlapping draws, not calibrated): {gains}; rerun "
+                    f"for a verdict")
         return (f"random search with the GA's {rows[0]['budget']} queries beats the full image in {full} of "
-                f"{len(rows)} images; GA − random search (95% bootstrap CI): {gains}; beyond the null in {beats} of "
-                f"{len(rows)} images")
+                f"{len(rows)} images; GA − independent random searches (Welch's 95% CI): {gains}; beyond chance "
+                f"(Benjamini-Hochberg over the images) in {beats} of {len(rows)} images")
     per_query = sum(r["lime_ms_per_query"] / r["ga_ms_per_query"] for r in rows) / len(rows)
     reach = sorted(q for r in rows for q in r["queries_to_random_median"] if q is not None)
     if kind == "time":
@@ -246,12 +255,16 @@ def _kar(d: dict) -> str:
 
 @_reads("normlime_kar.json", "comparison")
 def _kar_null(d: dict) -> str:
-    key = next(k for k in d["comparison"][0] if "−" in k)
+    if "differences" not in d["comparison"][0]:  # a run from before the rank rule
+        return "random rankings' 95% range of an earlier run (not calibrated); rerun for verdicts"
     cells = []
     for r in d["comparison"]:
-        above = above_random(r)
-        cells.append(f"{r['fraction']:.0%}: {key} {r[key]:+.3f} ± {r['ci95']:.3f}; above the random rankings' 95% "
-                     f"range: {', '.join(above) or 'none'}")
+        diffs = "; ".join(f"NormLIME − {x['reference']} {x['difference']:+.3f} ± {x['ci95']:.3f}"
+                          for x in r["differences"])
+        state = ("undecided" if r.get("NormLIME vs random") == "undecided" else
+                 ", ".join(above_random(r)) or "none")
+        cells.append(f"{r['fraction']:.0%}: {diffs}; above {r['random n']} random rankings (rank p, "
+                     f"Benjamini-Hochberg): {state}")
     s = d["agreement"]["spearman"]
     return "; ".join(cells) + f"; pooled NormLIME vs LIME-average Spearman {s[0]:.2f} [{s[1]:.2f}, {s[2]:.2f}]"
 
@@ -267,13 +280,18 @@ def _heatmap(rows: list[dict]) -> str:
 @_reads("heatmap_results.json", "insertion LIME linear")
 def _heatmap_null(rows: list[dict]) -> str:
     n = len(rows)
-    rho = sum(r["rho_linear_gradcam_p"] < 0.05 for r in rows)
-    iou = sum(r["iou20_linear_gradcam_p"] < 0.05 for r in rows)
-    beyond = insertion_beyond_random(rows)
     med = sum(r["insertion null superpixel"][0] for r in rows) / n
-    return (f"insertion above every random superpixel and smooth map: LIME linear {beyond['LIME linear']}/{n}, "
-            f"Grad-CAM {beyond['Grad-CAM']}/{n} photos (random superpixel maps: {med:.3f}); agreement beyond "
-            f"superpixel permutations (p < 0.05): rho {rho}/{n}, IoU {iou}/{n}")
+    if "insertion p superpixel LIME linear" not in rows[0]:  # a run from before the rank rule
+        return (f"percentile rule of an earlier run, not calibrated (random superpixel maps: {med:.3f}); rerun "
+                f"for verdicts")
+    beyond = insertion_beyond_random(rows, HEATMAP_METHODS)
+    agree = agreement_beyond_chance(rows)
+    insertion = (f"LIME linear {beyond['LIME linear']}/{n}, Grad-CAM {beyond['Grad-CAM']}/{n} photos"
+                 if insertion_resolution(rows) else
+                 f"undecided ({rows[0]['n_random']} random maps per kind cannot reach p = 0.05)")
+    return (f"insertion beyond both kinds of random maps (rank p, Benjamini-Hochberg): {insertion} (random "
+            f"superpixel maps: {med:.3f}); agreement with Grad-CAM beyond superpixel permutations and map shifts "
+            f"(Benjamini-Hochberg): rho {agree[('rho', 'linear')]}/{n}, IoU {agree[('iou20', 'linear')]}/{n}")
 
 
 @_reads("heatmap_results.json", "top_rank_linear")

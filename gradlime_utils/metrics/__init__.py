@@ -1,0 +1,1 @@
+"""Metrics: how an explanation is scored, and what chance scores (:mod:`.nulls`)."""
