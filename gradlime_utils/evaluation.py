@@ -480,7 +480,7 @@ def format_summary(rows: Sequence[dict], metrics: Sequence[str], width: int = 16
                 cells.append(f"{'n/a' if str(r[f'{m} note']).startswith('n/a') else 'failed':>{width}}")
                 continue
             mean, ci = r[m], r[f"{m} ci95"]
-            star = "*" if r.get(f"{m} p", 1.0) < 0.05 else " "
+            star = "*" if _starred(r, m) else " "
             text = f"{mean:.3g}" + (f"±{ci:.2g}" if np.isfinite(ci) else "") + star
             cells.append(f"{text:>{width}}")
         lines.append(f"{r['method'][:25]:<26}" + "".join(cells))
@@ -635,6 +635,7 @@ def add_bands(rows: list[dict], metrics: Sequence[str], bands: Mapping[str, Mapp
     p is at most ``alpha``, "within" otherwise, "degenerate" when the band has zero width (it decides nothing).
     ``cell_bands`` ((method, metric) -> band) replaces the kind's band for single cells.
     """
+    adjust_reference_tests(rows, metrics)
     cells = []
     for row in rows:
         kind = kind_of(row["method"])
@@ -659,6 +660,20 @@ def add_bands(rows: list[dict], metrics: Sequence[str], bands: Mapping[str, Mapp
         r[f"{m} p chance"], r[f"{m} p adjusted"] = float(p), float(a)
         r[f"{m} vs chance"] = decide_one(r[m], a, band, alpha)
     return rows
+
+
+def adjust_reference_tests(rows: Sequence[dict], metrics: Sequence[str]) -> None:
+    """The paired tests against the reference method (``"<metric> p"``) of one table are one family too: each
+    gets ``"<metric> p adjusted"`` by Benjamini-Hochberg over the table, and the star (*) reads that one (in
+    place)."""
+    keys = [(r, m) for r in rows for m in metrics if np.isfinite(r.get(f"{m} p", np.nan))]
+    adjusted = adjust_pvalues([r[f"{m} p"] for r, m in keys])
+    for (r, m), a in zip(keys, adjusted):
+        r[f"{m} p adjusted"] = float(a)
+
+
+def _starred(row: dict, metric: str) -> bool:
+    return row.get(f"{metric} p adjusted", row.get(f"{metric} p", 1.0)) <= 0.05
 
 
 def candidates(*tables: tuple[Sequence[dict], Sequence[str]]) -> dict[str, list[str]]:
@@ -705,7 +720,10 @@ def seed_rows(runs: Sequence[Mapping[str, Mapping[str, np.ndarray | Failed]]], m
 
 def seed_paired_p(a: Sequence[float], b: Sequence[float]) -> float:
     """Two-sided paired t-test p-value over training seeds (NaN with fewer than two seeds, or no spread)."""
-    d = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if a.ndim != 1 or a.shape != b.shape:
+        raise ValueError(f"a and b must be per-seed values of equal length, got shapes {a.shape} and {b.shape}")
+    d = a - b
     d = d[np.isfinite(d)]
     if len(d) < 2:
         return float("nan")
@@ -717,8 +735,10 @@ def seed_paired_p(a: Sequence[float], b: Sequence[float]) -> float:
 def banded_frame(rows: Sequence[dict], metrics: Sequence[str], bands: Mapping[str, Mapping[str, object]],
                  digits: int = 2):
     """A DataFrame for the book: "mean ± CI" per cell, ▲ / ▼ where the mean is beyond the chance band of the
-    method's kind after the table's Benjamini-Hochberg control (:func:`add_bands`), * where the paired test
-    against the reference gives p < 0.05; one "chance" row per random-map kind with the band's mean and
+    method's kind after the table's Benjamini-Hochberg control and the structure-matched null
+    (:func:`add_bands`; △ / ▽: beyond the kind's band, the structure-matched null not run), * where the paired
+    test against the reference gives p ≤ 0.05 after Benjamini-Hochberg over the table's tests
+    (:func:`adjust_reference_tests`); one "chance" row per random-map kind with the band's mean and
     [2.5%, 97.5%] range ("no spread" where every random map scores the same: no verdict comes from it);
     "n/a" or "failed" with the reason."""
     def cell(r, m):
@@ -730,7 +750,9 @@ def banded_frame(rows: Sequence[dict], metrics: Sequence[str], bands: Mapping[st
             return "nan"
         text = f"{mean:.{digits}f}" + (f" ± {ci:.{digits}f}" if np.isfinite(ci) else "")
         mark = {"above": " ▲", "below": " ▼"}.get(r.get(f"{m} vs chance"), "")
-        return text + mark + (" *" if r.get(f"{m} p", 1.0) < 0.05 else "")
+        if r.get(f"{m} vs chance") == "unchecked":
+            mark = " △" if mean > np.median(r.get(f"{m} band", (0, 0))) else " ▽"
+        return text + mark + (" *" if _starred(r, m) else "")
 
     table = {r["method"]: {m: cell(r, m) for m in metrics} for r in rows}
     for kind, per_metric in bands.items():
@@ -762,7 +784,7 @@ def beyond_chance(rows: Sequence[dict], metrics: Sequence[str]) -> dict[str, lis
 def decided_cells(rows: Sequence[dict], metrics: Sequence[str]) -> int:
     """How many cells a verdict was possible for (a defined value against a band with spread): the denominator
     of "k of n cells beyond chance". Failed, n/a and degenerate cells are not in it."""
-    return sum(r.get(f"{m} vs chance") in ("above", "below", "within") for r in rows for m in metrics)
+    return sum(r.get(f"{m} vs chance") in ("above", "below", "within", "unchecked") for r in rows for m in metrics)
 
 
 def localisation_over_seeds(train_set, test_set, seeds: Sequence[int], epochs: int = 12, support_epochs: int = 10,
@@ -930,9 +952,12 @@ def describe_chance(rows: Sequence[dict], metrics: Sequence[str], where: str) ->
             lines.append(f"- {m} ({where}): no verdict — {'; '.join(sorted(notes)) or 'no band'}.")
             continue
         undefined = [f"{r['method']} ({r[f'{m} undefined']})" for r in rows if r.get(f"{m} undefined")]
+        unchecked = [r["method"] for r in rows if r.get(f"{m} vs chance") == "unchecked"]
         lines.append(f"- {m} ({where}): above chance: {', '.join(above) or 'none'}; below chance: "
                      f"{', '.join(below) or 'none'}; within the band of random maps: {len(within)} of "
-                     f"{len(above) + len(below) + len(within)} methods" +
+                     f"{len(above) + len(below) + len(within) + len(unchecked)} methods" +
+                     (f"; beyond the band of its kind but not checked against its own shifted maps (not counted): "
+                      f"{', '.join(unchecked)}" if unchecked else "") +
                      (f"; undefined on some images (compared with random maps on the same images): "
                       f"{', '.join(undefined)}." if undefined else "."))
     return lines
@@ -959,7 +984,7 @@ def describe_modes(rows: Sequence[dict], metrics: Sequence[str]) -> list[str]:
     for r in rows:
         if r is ref:
             continue
-        diffs = [f"{m} {r[m] - ref[m]:+.2f}" + (" (p < 0.05)" if r.get(f"{m} p", 1.0) < 0.05 else "")
+        diffs = [f"{m} {r[m] - ref[m]:+.2f}" + (" (p ≤ 0.05, BH)" if _starred(r, m) else "")
                  for m in metrics if np.isfinite(r.get(m, np.nan)) and np.isfinite(ref.get(m, np.nan))]
         outside = [m for m in metrics if r.get(f"{m} vs chance") in ("above", "below")]
         lines.append(f"- G-7, {r['method']} − LIME: {', '.join(diffs)}; outside the superpixel chance band on: "

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .validation import check_choice
+from .validation import check_seed, check_choice
 
 #: The run profiles every notebook understands (see ``book/reproducing.md``).
 PROFILES = ("smoke", "quick", "paper")
@@ -77,11 +77,9 @@ def set_seed(seed: int) -> int:
     off: PyTorch's default lets cuDNN convolutions round their inputs to TF32's 10-bit mantissa, which moves a
     logit by about 1e-3 of its size, a hundred times what float32 engines differ by on a CPU (ONNX Runtime vs
     PyTorch: 1.5e-5 on logits of size about 10, measured on the scikit-image photos). Both make a GPU slower."""
-    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    seed = int(seed)
+    seed = check_seed(seed)
     random.seed(seed)
-    np.random.seed(seed % 2**32)
+    np.random.seed(seed)
     torch.manual_seed(seed)
     torch.backends.cudnn.deterministic = True
     torch.backends.cudnn.benchmark = False

@@ -22,8 +22,11 @@ def check_int(name: str, value: Any, low: int | None = None, high: int | None = 
 
 
 def check_seed(seed: Any, name: str = "seed") -> int:
-    """A seed for NumPy and torch: a non-negative integer below 2**32."""
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
+    """A seed for NumPy and torch, the one seed rule of the package: an integer (``TypeError`` otherwise, a bool
+    included) in [0, 2**32) (``ValueError`` otherwise: NumPy's generators take no larger seed)."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"{name} must be a non-negative integer below 2**32, got {seed!r}")
+    if not 0 <= seed < 2**32:
         raise ValueError(f"{name} must be a non-negative integer below 2**32, got {seed!r}")
     return int(seed)
 

@@ -162,6 +162,145 @@ def test_bad_input_is_a_clear_error(ctx, name, call, error, fragment):
     assert fragment in str(info.value), f"{name}: message does not name the problem: {info.value}"
 
 
+# --- the null, chance and statistics machinery (gradlime_utils.metrics.nulls, stats, and the chapters' verdicts)
+SEG = np.array([[0, 0, 1, 1], [2, 2, 3, 3]])
+
+
+def _band():
+    from gradlime_utils.metrics import nulls
+
+    return nulls.chance_band(np.arange(40.0).reshape(10, 4))
+
+
+def _null_cases():
+    from gradlime_utils import evaluation as ev
+    from gradlime_utils import stats
+    from gradlime_utils.metrics import nulls
+    from gradlime_utils.validation import check_seed
+
+    ones = np.ones(5)
+    return [
+        ("mc_pvalue alternative", lambda: nulls.mc_pvalue(1.0, ones, "bigger"), ValueError, "alternative must be"),
+        ("mc_pvalue 2-D null", lambda: nulls.mc_pvalue(1.0, np.ones((2, 2))), ValueError, "null_values must be 1-D"),
+        ("mc_pvalue inf null", lambda: nulls.mc_pvalue(1.0, [1.0, np.inf]), ValueError, "null_values holds an infinite"),
+        ("mc_pvalue inf value", lambda: nulls.mc_pvalue(np.inf, ones), ValueError, "value must be finite"),
+        ("mc_pvalue array value", lambda: nulls.mc_pvalue(ones, ones), TypeError, "value must be a real number"),
+        ("mc_pvalue string value", lambda: nulls.mc_pvalue("1", ones), TypeError, "value must be a real number"),
+        ("adjust method", lambda: nulls.adjust_pvalues([0.1], "bonferroni"), ValueError, "method must be"),
+        ("adjust 2-D", lambda: nulls.adjust_pvalues(np.ones((2, 2))), ValueError, "pvalues must be 1-D"),
+        ("adjust above 1", lambda: nulls.adjust_pvalues([0.5, 1.5]), ValueError, "pvalues must lie in [0, 1]"),
+        ("adjust negative", lambda: nulls.adjust_pvalues([-0.1]), ValueError, "pvalues must lie in [0, 1]"),
+        ("chance_band one draw", lambda: nulls.chance_band(np.ones((1, 4))), ValueError, "at least 2 draws"),
+        ("chance_band 1-D", lambda: nulls.chance_band(np.ones(4)), ValueError, "draws×images"),
+        ("chance_band level 95", lambda: nulls.chance_band(np.ones((3, 4)), level=95), ValueError, "level must lie"),
+        ("chance_band level bool", lambda: nulls.chance_band(np.ones((3, 4)), level=True), ValueError, "level"),
+        ("chance_band +inf", lambda: nulls.chance_band(np.array([[1.0, np.inf], [1.0, 2.0]])), ValueError,
+         "infinite score"),
+        ("chance_band images mask", lambda: nulls.chance_band(np.ones((3, 4)), images=[1, 0, 1, 1]), ValueError,
+         "images must be a boolean mask"),
+        ("chance_band images length", lambda: nulls.chance_band(np.ones((3, 4)), images=np.ones(3, bool)),
+         ValueError, "images must be a boolean mask"),
+        ("decide lengths", lambda: nulls.decide([1.0, 2.0], [_band()]), ValueError, "equal lengths"),
+        ("decide_intervals lengths", lambda: nulls.decide_intervals([0.1, 0.2], [1.0]), ValueError,
+         "equal length"),
+        ("verdict reversed", lambda: nulls.verdict(0.5, -0.5), ValueError, "low must not exceed high"),
+        ("paired lengths", lambda: nulls.paired_difference(np.ones(3), np.ones(4)), ValueError, "equal lengths"),
+        ("paired 2-D", lambda: nulls.paired_difference(np.ones((2, 2)), np.ones((2, 2))), ValueError,
+         "a must be a non-empty 1-D"),
+        ("paired empty", lambda: nulls.paired_difference([], []), ValueError, "a must be a non-empty 1-D"),
+        ("paired strings", lambda: nulls.paired_difference(["a"], ["b"]), TypeError, "a must be numeric"),
+        ("paired inf", lambda: nulls.paired_difference([1.0, np.inf], [1.0, 2.0]), ValueError,
+         "a holds an infinite"),
+        ("paired n_boot 0", lambda: nulls.paired_difference(ones, ones, n_boot=0), ValueError, "n_boot"),
+        ("paired n_boot float", lambda: nulls.paired_difference(ones, ones, n_boot=10.0), TypeError, "n_boot"),
+        ("paired seed -1", lambda: nulls.paired_difference(ones, ones, seed=-1), ValueError, "seed must be"),
+        ("paired seed float", lambda: nulls.paired_difference(ones, ones, seed=1.5), TypeError, "seed must be"),
+        ("paired seed 2**32", lambda: nulls.paired_difference(ones, ones, seed=2**32), ValueError, "seed must be"),
+        ("paired level", lambda: nulls.paired_difference(ones, ones, level=1.0), ValueError, "level must lie"),
+        ("paired scale 0", lambda: nulls.paired_difference(ones, ones, scale=0), ValueError, "scale must be"),
+        ("paired scale nan", lambda: nulls.paired_difference(ones, ones, scale=np.nan), ValueError,
+         "scale must be"),
+        ("welch empty", lambda: nulls.welch_difference([], [1.0]), ValueError, "a must be a non-empty 1-D"),
+        ("welch inf", lambda: nulls.welch_difference([1.0, 2.0], [np.inf, 1.0]), ValueError, "b holds an infinite"),
+        ("welch level", lambda: nulls.welch_difference(ones, ones, level=0), ValueError, "level must lie"),
+        ("welch strings", lambda: nulls.welch_difference("abc", ones), TypeError, "a must be numeric"),
+        ("shifted 2-D", lambda: nulls.shifted_maps(np.ones((4, 4)), 2), ValueError, "N×H×W"),
+        ("shifted NaN", lambda: nulls.shifted_maps(np.full((1, 4, 4), np.nan), 2), ValueError, "maps holds"),
+        ("shifted count 0", lambda: nulls.shifted_maps(np.ones((1, 4, 4)), 0), ValueError, "count"),
+        ("shifted seed", lambda: nulls.shifted_maps(np.ones((1, 4, 4)), 2, seed=-3), ValueError, "seed must be"),
+        ("shifted strings", lambda: nulls.shifted_maps(np.array([[["a"]]]), 2), TypeError, "maps must be numeric"),
+        ("shift_pvalue shapes", lambda: nulls.shift_pvalue(np.corrcoef, np.ones((4, 4)), np.ones((5, 5))),
+         ValueError, "values"),
+        ("shift_pvalue n_shift", lambda: nulls.shift_pvalue(np.corrcoef, np.ones((4, 4)), np.ones((4, 4)),
+                                                            n_shift=0), ValueError, "n_shift"),
+        ("random_maps kind", lambda: nulls.random_maps("gaussian", 2, (1, 4, 4)), ValueError, "kind must be"),
+        ("random_maps count", lambda: nulls.random_maps("uniform", 0, (1, 4, 4)), ValueError, "count"),
+        ("random_maps seed", lambda: nulls.random_maps("uniform", 2, (1, 4, 4), seed=-1), ValueError,
+         "seed must be"),
+        ("random_maps segments count", lambda: nulls.random_maps("superpixel", 2, (2, 2, 4), segments=[SEG]),
+         ValueError, "one segmentation per image"),
+        ("random_maps segments shape", lambda: nulls.random_maps("superpixel", 2, (1, 3, 4), segments=[SEG]),
+         ValueError, "segments[0] has shape"),
+        ("random_maps keep 0", lambda: nulls.random_maps("superpixel", 2, (1, 2, 4), segments=[SEG], keep=0),
+         ValueError, "keep"),
+        ("random_heatmaps kind", lambda: nulls.random_heatmaps("uniform", 2, SEG), ValueError, "kind must be"),
+        ("random_heatmaps 1-D segments", lambda: nulls.random_heatmaps("superpixel", 2, np.arange(10)),
+         ValueError, "H×W label map"),
+        ("random_heatmaps float segments", lambda: nulls.random_heatmaps("superpixel", 2, SEG * 1.0), TypeError,
+         "integer label map"),
+        ("random_heatmaps negative ids", lambda: nulls.random_heatmaps("superpixel", 2, SEG - 1), ValueError,
+         "labels must be >= 0"),
+        ("random_heatmaps seed", lambda: nulls.random_heatmaps("superpixel", 2, SEG, seed=2**40), ValueError,
+         "seed must be"),
+        ("random_heatmaps grid", lambda: nulls.random_heatmaps("smooth", 2, SEG, grid=1), ValueError, "grid"),
+        ("null_percentile inf", lambda: nulls.null_percentile(0.5, [0.1, np.inf]), ValueError, "null_values"),
+        ("null_percentile array", lambda: nulls.null_percentile(ones, ones), TypeError, "value must be"),
+        ("permutation statistic", lambda: nulls.permutation_pvalue(np.ones(4), SEG, SEG * 1.0, "tau"), ValueError,
+         "statistic must be"),
+        ("permutation values shape", lambda: nulls.permutation_pvalue(np.ones(3), SEG, SEG * 1.0), ValueError,
+         "values has shape"),
+        ("permutation NaN values", lambda: nulls.permutation_pvalue(np.full(4, np.nan), SEG, SEG * 1.0), ValueError,
+         "values holds"),
+        ("permutation other shape", lambda: nulls.permutation_pvalue(np.ones(4), SEG, np.ones((3, 3))), ValueError,
+         "other"),
+        ("permutation n_perm", lambda: nulls.permutation_pvalue(np.ones(4), SEG, SEG * 1.0, n_perm=0), ValueError,
+         "n_perm"),
+        ("permutation fraction", lambda: nulls.permutation_pvalue(np.arange(4.0), SEG, SEG * 1.0, "iou",
+                                                                   fraction=0), ValueError, "fraction must lie"),
+        ("permutation seed", lambda: nulls.permutation_pvalue(np.arange(4.0), SEG, SEG * 1.0, seed=-1), ValueError,
+         "seed must be"),
+        ("permutation 1-D segments", lambda: nulls.permutation_pvalue(np.ones(4), np.arange(4), np.ones(4)),
+         ValueError, "H×W label map"),
+        ("mean_ci confidence 95", lambda: stats.mean_ci(ones, confidence=95), ValueError, "confidence must lie"),
+        ("mean_ci confidence negative", lambda: stats.mean_ci(ones, confidence=-0.5), ValueError,
+         "confidence must lie"),
+        ("mean_ci 2-D", lambda: stats.mean_ci(np.ones((2, 3))), ValueError, "values must be 1-D"),
+        ("mean_ci inf", lambda: stats.mean_ci([1.0, np.inf]), ValueError, "values holds an infinite"),
+        ("mean_ci string", lambda: stats.mean_ci("123"), TypeError, "values must be a sequence"),
+        ("paired_test 2-D", lambda: stats.paired_test(np.ones((2, 3)), np.ones((2, 3))), ValueError,
+         "a must be 1-D"),
+        ("paired_test lengths", lambda: stats.paired_test(np.ones(3), np.ones(4)), ValueError, "equal lengths"),
+        ("paired_test inf", lambda: stats.paired_test([1.0, np.inf], [1.0, 2.0]), ValueError, "a holds"),
+        ("check_seed float", lambda: check_seed(1.5), TypeError, "seed must be"),
+        ("check_seed 2**40", lambda: check_seed(2**40), ValueError, "seed must be"),
+        ("check_seed bool", lambda: check_seed(True), TypeError, "seed must be"),
+        ("set_seed 2**40", lambda: set_seed(2**40), ValueError, "seed must be"),
+        ("set_seed float", lambda: set_seed(1.5), TypeError, "seed must be"),
+        ("localisation_chance seeds", lambda: ev.localisation_chance(None, 2, seeds=0), ValueError, "seeds"),
+        ("seed_paired_p lengths", lambda: ev.seed_paired_p([1.0, 2.0], [1.0]), ValueError, "equal length"),
+    ]
+
+
+NULL_CASES = _null_cases()
+
+
+@pytest.mark.parametrize("name, call, error, fragment", NULL_CASES, ids=[c[0] for c in NULL_CASES])
+def test_the_null_machinery_refuses_bad_input_with_a_clear_error(name, call, error, fragment):
+    with pytest.raises(error) as info:
+        call()
+    assert fragment in str(info.value), f"{name}: message does not name the problem: {info.value}"
+
+
 def test_all_zero_maps_warn_and_give_nan_where_undefined(ctx):
     with pytest.warns(RuntimeWarning, match="heatmap is constant"):
         curves = heatmap.deletion_insertion(ctx["bundle"], ctx["image"], np.zeros((28, 28)), 0, steps=4)

@@ -58,10 +58,16 @@ def test_set_seed_makes_numpy_and_torch_repeatable():
     assert torch.equal(a[1], b[1])
 
 
-@pytest.mark.parametrize("bad", [-1, 1.5, "0", True])
-def test_bad_seed(bad):
-    with pytest.raises(ValueError, match="seed"):
+@pytest.mark.parametrize("bad, error", [(-1, ValueError), (2**32, ValueError), (2**40, ValueError),
+                                        (1.5, TypeError), ("0", TypeError), (True, TypeError)])
+def test_bad_seed(bad, error):
+    """One seed rule: set_seed and check_seed agree (a wrong kind is a TypeError, a bad value a ValueError)."""
+    from gradlime_utils.validation import check_seed
+
+    with pytest.raises(error, match="seed must be"):
         gu.set_seed(bad)
+    with pytest.raises(error, match="seed must be"):
+        check_seed(bad)
 
 
 def test_environment_report_names_versions_and_device():

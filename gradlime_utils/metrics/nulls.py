@@ -239,22 +239,38 @@ def random_heatmaps(kind: str, count: int, segments: np.ndarray, grid: int = 7, 
     """
     from skimage.transform import resize  # lazy: heavy import
 
-    if kind not in RANDOM_HEATMAPS:
-        raise ValueError(f"kind must be one of {RANDOM_HEATMAPS}, got {kind!r}")
+    kind = check_choice("kind", kind, RANDOM_HEATMAPS)
     count = check_int("count", count, 1)
-    segments = np.asarray(segments)
-    rng = np.random.default_rng(seed)
+    segments = _label_map(segments)
+    rng = np.random.default_rng(check_seed(seed))
     if kind == "superpixel":
-        return rng.uniform(size=(count, int(segments.max()) + 1))[:, segments]
+        present, inverse = np.unique(segments, return_inverse=True)  # ids with pixels (gaps draw nothing)
+        return rng.uniform(size=(count, len(present)))[:, inverse.reshape(segments.shape)]
     grid = check_int("grid", grid, 2)
     return np.stack([resize(rng.uniform(size=(grid, grid)), segments.shape, order=1, mode="edge",
                             anti_aliasing=False) for _ in range(count)])
 
 
+def _label_map(segments, name: str = "segments") -> np.ndarray:
+    """A 2-D integer label map with non-negative ids (gaps in the ids are allowed)."""
+    seg = np.asarray(segments)
+    if seg.dtype.kind not in "iu":
+        raise TypeError(f"{name} must be an integer label map, got dtype {seg.dtype}")
+    if seg.ndim != 2 or seg.size == 0:
+        raise ValueError(f"{name} must be a non-empty H×W label map, got shape {seg.shape}")
+    if seg.min() < 0:
+        raise ValueError(f"{name} labels must be >= 0, got {seg.min()}")
+    return seg
+
+
 def null_percentile(value: float, null_values, higher_is_better: bool = True) -> float:
-    """Share of the null's values that ``value`` beats (ties count half): 0.975 or more is beyond a two-sided
-    95% band on the good side."""
+    """Share of the null's values that ``value`` beats (ties count half), for display: a verdict comes from
+    :func:`mc_pvalue`, whose size is exact."""
+    if np.ndim(value) != 0 or isinstance(value, (str, bool)):
+        raise TypeError(f"value must be a real number, got {value!r}")
     null = np.asarray(null_values, dtype=float)
+    if null.ndim != 1 or np.isinf(null).any():
+        raise ValueError("null_values must be a 1-D array of finite (or undefined) values")
     null = null[np.isfinite(null)]
     if not np.isfinite(value) or len(null) == 0:
         return float("nan")
@@ -271,21 +287,28 @@ def permutation_pvalue(values: np.ndarray, segments: np.ndarray, other: np.ndarr
     (:func:`rank_agreement`) or ``"iou"`` (:func:`top_region_iou` at ``fraction``). Returns (observed, p) with
     p = (1 + #null >= observed) / (1 + n_perm): 1 / (n_perm + 1) when no permutation does as well.
     """
-    if statistic not in ("rho", "iou"):
-        raise ValueError(f"statistic must be 'rho' or 'iou', got {statistic!r}")
+    statistic = check_choice("statistic", statistic, ("rho", "iou"))
     values = check_finite("values", np.asarray(values, dtype=float))
-    segments = np.asarray(segments)
+    segments = _label_map(segments)
     if values.shape != (int(segments.max()) + 1,):
         raise ValueError(f"values has shape {values.shape}; the segmentation has {int(segments.max()) + 1} superpixels")
     other = _as_map("other", other, segments.shape)
     n_perm = check_int("n_perm", n_perm, 1)
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float, np.floating)) or not 0 < fraction <= 1:
+        raise ValueError(f"fraction must lie in (0, 1], got {fraction!r}")
+    rng = np.random.default_rng(check_seed(seed))
+    present = np.unique(segments)  # a superpixel id without pixels takes no part in the permutations
 
     def stat(v):
         return rank_agreement(v[segments], other) if statistic == "rho" else top_region_iou(v[segments], other, fraction)
 
+    def permuted():
+        v = values.copy()
+        v[present] = rng.permutation(values[present])
+        return v
+
     observed = stat(values)
-    rng = np.random.default_rng(seed)
-    null = np.array([stat(rng.permutation(values)) for _ in range(n_perm)])
+    null = np.array([stat(permuted()) for _ in range(n_perm)])
     if not np.isfinite(observed):
         return observed, float("nan")
     return float(observed), float((1 + np.sum(null >= observed - 1e-12)) / (1 + n_perm))
