@@ -505,8 +505,8 @@ def chance_tables(study: ChanceStudy, tables: Mapping[str, Sequence[str]], bundl
     """The chapter's tables (name -> metrics) with their verdicts against chance, each table one family under
     Benjamini-Hochberg: the rank p-value against the band of the method's kind (on the images the method is
     defined on), and for every cell marked by it the larger p-value with a structure-matched band
-    (:func:`matched_chance`, ``n_matched`` draws). Returns name -> rows (:func:`gradlime_utils.evaluation.
-    banded_rows`), with ``scores`` taken from ``study``.
+    (:func:`matched_chance`, ``n_matched`` draws). Returns name -> rows
+    (:func:`gradlime_utils.evaluation.banded_rows`), with ``scores`` taken from ``study``.
 
     ``matched_metrics`` limits the structure-matched null to those metrics (None: all); a marked cell of any
     other metric reads "unchecked" (beyond its kind's band, the structure-matched null not run: the four

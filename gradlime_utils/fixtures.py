@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .models import _torchvision_spec
+from .models import _torchvision_spec, current_to_published
 
 PET_BREEDS = {1: ("Abyssinian", "Bengal"), 2: ("beagle", "boxer")}  # species -> breeds (class ids 1..4)
 CUB_CLASSES = {1: "001.Black_footed_Albatross", 2: "020.Yellow_Warbler", 3: "021.Pine_Warbler",
@@ -101,7 +101,9 @@ def photos(folder: Path, n: int = 2, seed: int = 0) -> Path:
 
 def torchvision_weights(torch_home: Path, archs) -> list[Path]:
     """A randomly initialised (seeded) state dict of each of ``archs`` saved where torch looks for torchvision's
-    ImageNet weights when ``$TORCH_HOME`` is ``torch_home``, under torchvision's file names."""
+    ImageNet weights when ``$TORCH_HOME`` is ``torch_home``, under torchvision's file names and in the published
+    files' form: their key names (DenseNet's old ``norm.1`` names, :func:`gradlime_utils.models.current_to_published`)
+    and torch's legacy (pre-zip) serialisation, which the 2017 checkpoints use."""
     spec = _torchvision_spec()
     paths = []
     for arch in archs:
@@ -110,7 +112,8 @@ def torchvision_weights(torch_home: Path, archs) -> list[Path]:
         if not path.is_file():
             torch.manual_seed(0)
             path.parent.mkdir(parents=True, exist_ok=True)
-            torch.save(builder(weights=None).state_dict(), path)
+            state = current_to_published(arch, builder(weights=None).state_dict())
+            torch.save(state, path, _use_new_zipfile_serialization=False)
         paths.append(path)
     return paths
 

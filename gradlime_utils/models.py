@@ -4,6 +4,7 @@ from __future__ import annotations
 import atexit
 import json
 import os
+import re
 import time
 import urllib.error
 import weakref
@@ -245,6 +246,30 @@ def torchvision_weights_path(weights) -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(weights.url)
 
 
+# torchvision's published DenseNet checkpoints name a dense layer's modules "norm.1", "conv.2", ...: the names
+# of an older DenseNet, which torchvision's own loader renames ("norm1", "conv2") before load_state_dict.
+_DENSENET_OLD_KEY = re.compile(
+    r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$")
+
+
+def published_to_current(arch: str, state: dict) -> dict:
+    """A state dict as torchvision publishes it, renamed to the module names of today's torchvision model: the
+    DenseNet key rename that torchvision's DenseNet loader applies (published ``...denselayer1.norm.1.weight``
+    becomes ``...denselayer1.norm1.weight``); every other architecture is published under its current names."""
+    if not arch.startswith("densenet"):
+        return state
+    return {(f"{m.group(1)}{m.group(2)}" if (m := _DENSENET_OLD_KEY.match(k)) else k): v for k, v in state.items()}
+
+
+def current_to_published(arch: str, state: dict) -> dict:
+    """The inverse of :func:`published_to_current`: how torchvision's file for ``arch`` names the keys (for the
+    rehearsal's fixtures, which must be written as the published files are)."""
+    if not arch.startswith("densenet"):
+        return state
+    pattern = re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))([12]\.(?:weight|bias|running_mean|running_var))$")
+    return {(f"{m.group(1)}.{m.group(2)}" if (m := pattern.match(k)) else k): v for k, v in state.items()}
+
+
 def _googlenet_without_aux(**kwargs):
     import torchvision.models as tvm  # lazy: heavy import
 
@@ -291,7 +316,7 @@ def _torchvision_imagenet(arch: str, device: torch.device, weights_path=None, do
         except (urllib.error.URLError, OSError, RuntimeError) as exc:
             raise RuntimeError(f"could not download {arch} ImageNet weights ({exc}). {how_to}") from exc
     model = builder(weights=None)
-    model.load_state_dict(state)  # never silently random: a mismatching file raises here
+    model.load_state_dict(published_to_current(arch, state))  # never silently random: a mismatch raises here
     record_input("weights", arch, path)
     if arch == "googlenet":
         model.aux_logits, model.aux1, model.aux2 = False, None, None

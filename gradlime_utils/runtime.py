@@ -76,7 +76,9 @@ def set_seed(seed: int) -> int:
     On a GPU it also asks cuDNN for deterministic algorithms (two runs on one machine then agree) and turns TF32
     off: PyTorch's default lets cuDNN convolutions round their inputs to TF32's 10-bit mantissa, which moves a
     logit by about 1e-3 of its size, a hundred times what float32 engines differ by on a CPU (ONNX Runtime vs
-    PyTorch: 1.5e-5 on logits of size about 10, measured on the scikit-image photos). Both make a GPU slower."""
+    PyTorch: 1.5e-5 on logits of size about 10, measured on the scikit-image photos). Both make a GPU slower.
+    With a GPU present it also turns on ``torch.use_deterministic_algorithms`` (warning, not failing, on an
+    operation that has no deterministic kernel) and cuBLAS's fixed workspace (``CUBLAS_WORKSPACE_CONFIG``)."""
     seed = check_seed(seed)
     random.seed(seed)
     np.random.seed(seed)
@@ -85,6 +87,11 @@ def set_seed(seed: int) -> int:
     torch.backends.cudnn.benchmark = False
     torch.backends.cudnn.allow_tf32 = False
     torch.backends.cuda.matmul.allow_tf32 = False
+    if torch.cuda.is_available():
+        # every CUDA kernel deterministic, or a warning naming the one that is not (a scatter-add in a backward
+        # pass, say); cuBLAS needs a fixed workspace for that, set before its first handle is made
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
     return seed
 
 

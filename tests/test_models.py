@@ -111,6 +111,31 @@ def test_resnet18_loads_weights_from_the_torch_cache(empty_torch_home):
     np.testing.assert_allclose(bundle.predict_proba(img[None]), expected, atol=1e-5)
 
 
+def test_densenet_loads_its_published_checkpoint_with_the_old_key_names(tmp_path):
+    """torchvision's densenet121-a639ec97.pth names a dense layer's modules "norm.1", "conv.2" (and is saved in
+    torch's legacy format); torchvision renames them in its own loader, and so must we. The rehearsal's fixtures
+    are written in that published form (fixtures.torchvision_weights)."""
+    import torchvision
+
+    from gradlime_utils.fixtures import torchvision_weights
+
+    torch.manual_seed(0)
+    reference = torchvision.models.densenet121(weights=None).eval()
+    published = gm.current_to_published("densenet121", reference.state_dict())
+    assert "features.denseblock1.denselayer1.norm.1.weight" in published
+    assert "features.denseblock1.denselayer1.norm1.weight" not in published
+    path = tmp_path / "densenet121-a639ec97.pth"
+    torch.save(published, path, _use_new_zipfile_serialization=False)
+    with pytest.raises(RuntimeError, match="Unexpected key"):  # what loading the file directly did
+        torchvision.models.densenet121(weights=None).load_state_dict(torch.load(path, weights_only=True))
+    bundle = gu.load_model("densenet121", device="cpu", weights_path=path)
+    for key, value in reference.state_dict().items():
+        assert torch.equal(bundle.model.state_dict()[key], value), key
+    assert gm.published_to_current("resnet18", {"a": 1}) == {"a": 1}
+    fixture = torchvision_weights(tmp_path / "torch", ["densenet121"])[0]
+    assert "features.denseblock1.denselayer1.conv.2.weight" in torch.load(fixture, weights_only=True)
+
+
 def test_weights_path_that_is_missing_or_corrupt(tmp_path):
     with pytest.raises(FileNotFoundError, match="weights_path"):
         gu.load_model("resnet18", weights_path=tmp_path / "none.pth")

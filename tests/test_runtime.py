@@ -75,3 +75,25 @@ def test_environment_report_names_versions_and_device():
     assert report["device"] == "cpu"
     assert report["torch"] == torch.__version__.split("+")[0]
     assert report["lime"] == "0.2.0.1"
+
+
+def test_set_seed_turns_on_deterministic_algorithms_where_a_gpu_is_present(monkeypatch):
+    """On a GPU every kernel must be deterministic for two runs to agree; on a CPU nothing changes. (Checked with
+    torch's own switches; no GPU runs here.)"""
+    import torch
+
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    before = torch.are_deterministic_algorithms_enabled()
+    try:
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+        gu.set_seed(0)
+        assert torch.are_deterministic_algorithms_enabled() == before
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+        gu.set_seed(0)
+        assert torch.are_deterministic_algorithms_enabled()
+        assert torch.is_deterministic_algorithms_warn_only_enabled()
+        import os
+
+        assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
+    finally:
+        torch.use_deterministic_algorithms(before)
