@@ -14,7 +14,7 @@ import torch
 from .cache import cache_dir, content_digest
 from .images import load_image
 from .runtime import record_input
-from .validation import check_choice
+from .validation import check_choice, check_int
 
 DATASET_NAMES = ("mnist_3_vs_8", "oxford_pets", "cub_warbler_sparrow", "image_folder")
 SPLITS = ("train", "test")
@@ -182,7 +182,11 @@ def _find_cub_root(root: Path) -> Path | None:
     return None
 
 
-def _cub_warbler_sparrow(root: Path, split: str, download: bool, size: int, mode: str) -> BinaryDataset:
+CUB_SPECIES = 20  # GAD §5: "20 species each" of warblers and sparrows
+
+
+def _cub_warbler_sparrow(root: Path, split: str, download: bool, size: int, mode: str,
+                         species: int | None = CUB_SPECIES) -> BinaryDataset:
     cub = _find_cub_root(root)
     if cub is None and download:
         from torchvision.datasets.utils import download_and_extract_archive  # lazy: heavy import
@@ -207,7 +211,7 @@ def _cub_warbler_sparrow(root: Path, split: str, download: bool, size: int, mode
     image_class, is_train = table("image_class_labels.txt"), table("train_test_split.txt")
 
     def group(class_name: str) -> int | None:
-        # class folder names look like "020.Yellow_Warbler" / "113.Baird_Sparrow"
+        # class folder names look like "158.Bay_breasted_Warbler" / "113.Baird_Sparrow"
         words = class_name.split(".", 1)[-1].lower().split("_")
         if "warbler" in words:
             return 0
@@ -215,22 +219,32 @@ def _cub_warbler_sparrow(root: Path, split: str, download: bool, size: int, mode
             return 1
         return None
 
+    # the paper's "20 species each": the first `species` of each group in CUB's own class order (CUB has 25
+    # warbler and 21 sparrow species); None takes them all
+    kept = {}
+    for cid in sorted(classes):
+        g = group(classes[cid])
+        if g is not None and (species is None or sum(v == g for v in kept.values()) < species):
+            kept[cid] = g
     want_train = split == "train"
-    paths, labels, species = [], [], set()
+    paths, labels, chosen = [], [], set()
     for image_id, rel in sorted(images.items()):
-        label = group(classes[int(image_class[image_id])])
+        cid = int(image_class[image_id])
+        label = kept.get(cid)
         if label is None or (is_train[image_id] == "1") != want_train:
             continue
         paths.append(cub / "images" / rel)
         labels.append(label)
-        species.add(classes[int(image_class[image_id])])
+        chosen.add(classes[cid])
     if not paths or len(set(labels)) < 2:
         raise ValueError(f"no warbler and sparrow images found in split {split!r} of {cub}")
     record_input("dataset", "cub_warbler_sparrow", cub)
     return BinaryDataset(name="cub_warbler_sparrow", split=split, class_names=("warbler", "sparrow"),
                          labels=np.asarray(labels, dtype=np.int64), paths=paths, size=size, mode=mode,
-                         source=f"CUB-200-2011 at {cub}: all warbler species vs all sparrow species",
-                         extra={"species": sorted(species)})
+                         source=f"CUB-200-2011 at {cub}: "
+                                + ("all warbler vs all sparrow species" if species is None else
+                                   f"the first {species} warbler and {species} sparrow species by CUB class id"),
+                         extra={"species": sorted(chosen)})
 
 
 def image_files(root, limit: int | None = None) -> list[Path]:
@@ -311,15 +325,15 @@ def _image_folder(root: Path, split: str, size: int, mode: str, test_fraction: f
 def load_binary_dataset(name: str = "mnist_3_vs_8", split: str = "train", *, root=None,
                         download: bool = False, layout: str = "imagefolder", size: int = 224,
                         mode: str = "squash", test_fraction: float = 0.2, seed: int = 0,
-                        max_per_class: int | None = None) -> BinaryDataset:
+                        max_per_class: int | None = None, species: int | None = CUB_SPECIES) -> BinaryDataset:
     """Load a two-class dataset with its class names.
 
     Parameters
     ----------
     name:
         ``"mnist_3_vs_8"`` (default; any ``"mnist_A_vs_B"`` digit pair works), ``"oxford_pets"``
-        (cat vs dog), ``"cub_warbler_sparrow"`` (all warbler species vs all sparrow species of
-        CUB-200-2011, as in the GAD paper) or ``"image_folder"`` (``root`` in ImageFolder layout with
+        (cat vs dog), ``"cub_warbler_sparrow"`` (warbler species vs sparrow species of
+        CUB-200-2011, 20 of each as in the GAD paper) or ``"image_folder"`` (``root`` in ImageFolder layout with
         two class folders, optionally under ``train/`` and ``test/``; or ``layout="cub"``).
     split:
         ``"train"`` or ``"test"``.
@@ -331,7 +345,12 @@ def load_binary_dataset(name: str = "mnist_3_vs_8", split: str = "train", *, roo
         how images are resized on loading (see :func:`gradlime_utils.load_image`); MNIST stays 28×28.
     max_per_class:
         keep a seeded balanced subset of at most this many images per class.
+    species:
+        CUB only: the first ``species`` warbler and sparrow species by CUB class id (GAD §5: "20 species each";
+        CUB has 25 and 21); None takes every species.
     """
+    if species is not None:
+        species = check_int("species", species, 1)
     _check_split(split)
     pair = _MNIST_PAIR.match(name)
     if pair:
@@ -346,7 +365,7 @@ def load_binary_dataset(name: str = "mnist_3_vs_8", split: str = "train", *, roo
         if name == "oxford_pets":
             ds = _oxford_pets(root_path, split, download, size, mode)
         elif name == "cub_warbler_sparrow" or layout == "cub":
-            ds = _cub_warbler_sparrow(root_path, split, download, size, mode)
+            ds = _cub_warbler_sparrow(root_path, split, download, size, mode, species)
         elif layout == "imagefolder":
             ds = _image_folder(root_path, split, size, mode, test_fraction, seed)
         else:

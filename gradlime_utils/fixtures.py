@@ -27,8 +27,9 @@ from PIL import Image
 from .models import _torchvision_spec, current_to_published
 
 PET_BREEDS = {1: ("Abyssinian", "Bengal"), 2: ("beagle", "boxer")}  # species -> breeds (class ids 1..4)
-CUB_CLASSES = {1: "001.Black_footed_Albatross", 2: "020.Yellow_Warbler", 3: "021.Pine_Warbler",
-               4: "113.Baird_Sparrow", 5: "114.Black_throated_Sparrow"}
+# CUB-200-2011's real class ids and names (classes.txt): an albatross, two warblers, two sparrows
+CUB_CLASSES = {1: "001.Black_footed_Albatross", 113: "113.Baird_Sparrow", 114: "114.Black_throated_Sparrow",
+               158: "158.Bay_breasted_Warbler", 159: "159.Black_and_white_Warbler"}
 IMAGENET_WNIDS = ("n01440764", "n02123045")  # tench, tabby cat
 
 

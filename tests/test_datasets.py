@@ -91,9 +91,18 @@ def cub_root(tmp_path):
 def test_cub_merges_warblers_and_sparrows(cub_root):
     ds = gu.load_binary_dataset("cub_warbler_sparrow", root=cub_root, size=32)
     assert ds.class_names == ("warbler", "sparrow")
-    assert list(ds.labels) == [0, 0, 1, 1]  # one train image per species, albatross dropped
-    assert ds.extra["species"] == ["020.Yellow_Warbler", "021.Pine_Warbler", "113.Baird_Sparrow",
-                                   "114.Black_throated_Sparrow"]
+    assert sorted(ds.labels) == [0, 0, 1, 1]  # one train image per species, albatross dropped
+    assert ds.extra["species"] == ["113.Baird_Sparrow", "114.Black_throated_Sparrow", "158.Bay_breasted_Warbler",
+                                   "159.Black_and_white_Warbler"]
+    assert ds.labels[[str(p).find("Warbler") > 0 for p in ds.paths]].tolist() == [0, 0]
+    # the paper's "20 species each": the first species of each group by CUB class id, as many as asked
+    one = gu.load_binary_dataset("cub_warbler_sparrow", root=cub_root, size=32, species=1)
+    assert one.extra["species"] == ["113.Baird_Sparrow", "158.Bay_breasted_Warbler"]
+    assert "first 1 warbler and 1 sparrow" in one.source
+    every = gu.load_binary_dataset("cub_warbler_sparrow", root=cub_root, size=32, species=None)
+    assert len(every) == 4 and "all warbler" in every.source
+    with pytest.raises(ValueError, match="species"):
+        gu.load_binary_dataset("cub_warbler_sparrow", root=cub_root, species=0)
     assert ds[0][0].shape == (32, 32, 3)
     test = gu.load_binary_dataset("image_folder", layout="cub", root=cub_root / "CUB_200_2011", split="test")
     assert len(test) == 4
