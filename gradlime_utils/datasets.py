@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -322,6 +323,34 @@ def _image_folder(root: Path, split: str, size: int, mode: str, test_fraction: f
     return ds
 
 
+def readable(ds: BinaryDataset, min_per_class: int = 1) -> BinaryDataset:
+    """``ds`` without the image files that cannot be decoded (a JPEG cut short, a file that is no image), each
+    dropped with a ``RuntimeWarning`` naming it and recorded as a "skipped" input of the run (the manifest lists
+    it), never silently and never stopping the run; a ``ValueError`` when fewer than ``min_per_class`` images of
+    a class remain. Content that is not what the name says (a PNG named .jpg) or an odd colour mode (CMYK,
+    greyscale) is read as it is. Every file is decoded once here, so a bad one is found in the first minute, not
+    after an hour of training."""
+    if ds.paths is None:
+        return ds
+    keep = []
+    for i, path in enumerate(ds.paths):
+        try:
+            load_image(path, size=None)
+        except ValueError as exc:
+            warnings.warn(f"skipping unreadable image {path}: {exc.__cause__ or exc}", RuntimeWarning, stacklevel=2)
+            record_input("skipped", ds.name, path)
+            continue
+        keep.append(i)
+    if len(keep) == len(ds):
+        return ds
+    out = ds.subset(keep)
+    counts = out.counts()
+    if min(counts.values(), default=0) < min_per_class or len(counts) < 2:
+        raise ValueError(f"too few readable images in {ds.name} ({ds.split}): {counts} after skipping "
+                         f"{len(ds) - len(keep)} unreadable file(s)")
+    return out
+
+
 def load_binary_dataset(name: str = "mnist_3_vs_8", split: str = "train", *, root=None,
                         download: bool = False, layout: str = "imagefolder", size: int = 224,
                         mode: str = "squash", test_fraction: float = 0.2, seed: int = 0,
@@ -373,6 +402,7 @@ def load_binary_dataset(name: str = "mnist_3_vs_8", split: str = "train", *, roo
     else:
         raise ValueError(f"unknown dataset {name!r}; choose one of {DATASET_NAMES} "
                          f"(or any 'mnist_A_vs_B' digit pair)")
+    ds = readable(ds)
     if max_per_class is not None:
         n = min(max_per_class, *ds.counts().values())
         ds = ds.balanced_subset(n, seed=seed)

@@ -4,7 +4,8 @@ The paper rehearsal (:mod:`gradlime_utils.rehearse`) and the tests build them in
 chapters' paper branches run their real loading code without internet:
 
 * ``data/oxford-iiit-pet/``: images and ``annotations/{trainval,test}.txt`` as torchvision unpacks Oxford-IIIT Pet
-  (``Name_N class species breed``, species 1 = cat, 2 = dog);
+  (``Name_N class species breed``, species 1 = cat, 2 = dog), with files as unkind as the real archive's: a PNG
+  and a GIF named ``.jpg``, a CMYK and a greyscale JPEG, and one JPEG cut short (:data:`UNKIND_PETS`);
 * ``data/CUB_200_2011/``: ``images.txt``, ``classes.txt``, ``image_class_labels.txt``, ``train_test_split.txt``
   and ``images/<class folder>/`` with two warbler species, two sparrow species and one other bird;
 * ``data/imagenet_val/<wnid>/ILSVRC2012_val_*.JPEG``: an ImageNet-validation folder sorted by class;
@@ -57,7 +58,30 @@ def oxford_pets(root: Path, per_breed: tuple[int, int] = (2, 2), seed: int = 0) 
                     _photo(base / "images" / f"{name}.jpg", species == 1, rng)
     for split, lines in rows.items():  # torchvision's files have no header
         (base / "annotations" / f"{split}.txt").write_text("\n".join(lines) + "\n")
+    _unkind_pets(base / "images", rng)
     return Path(root)
+
+
+# files of the real archive that a loader must survive: content that is not what the name says, odd colour modes,
+# and one image cut short (the real archive holds files flagged as corrupt JPEG data)
+UNKIND_PETS = {"Abyssinian_1.jpg": "PNG", "beagle_1.jpg": "GIF", "Bengal_1.jpg": "CMYK", "boxer_1.jpg": "L",
+               "Abyssinian_100.jpg": "truncated"}
+
+
+def _unkind_pets(images: Path, rng: np.random.Generator) -> None:
+    """Rewrite a few Pets fixture images the way some of the real archive's files are (:data:`UNKIND_PETS`)."""
+    for name, kind in UNKIND_PETS.items():
+        path = images / name
+        if not path.is_file():
+            continue
+        im = Image.open(path).convert("RGB")
+        if kind == "truncated":
+            data = path.read_bytes()
+            path.write_bytes(data[: len(data) // 2])
+        elif kind in ("PNG", "GIF"):
+            im.save(path, format=kind)
+        else:
+            im.convert(kind).save(path, format="JPEG")
 
 
 def cub(root: Path, per_class: tuple[int, int] = (2, 2), seed: int = 0) -> Path:

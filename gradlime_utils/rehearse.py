@@ -23,7 +23,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from .fixtures import paper_fixtures
+from .fixtures import UNKIND_PETS, paper_fixtures
 from .paper import PAPER_WEIGHTS, chapter_needs, check
 from .runs import reproduce
 from .runs.reproduce import NOTEBOOK_DIR, chapters, plan_runs
@@ -90,9 +90,13 @@ def _plans(names, out: Path, fixtures: dict):
 def _inputs_match(manifest: dict, chapter: str, parameters: dict) -> list[str]:
     """Differences between what the chapter read and what the pre-flight check says it needs."""
     needed = {(n.kind, n.name) for n in chapter_needs(chapter, parameters) if not n.optional}
-    read = {(i["kind"], i["name"]) for i in manifest.get("inputs", [])}
+    inputs = manifest.get("inputs", [])
+    read = {(i["kind"], i["name"]) for i in inputs if i["kind"] != "skipped"}
     problems = [f"read but not listed by --check: {k} {n}" for k, n in sorted(read - needed)]
     problems += [f"listed by --check but never read: {k} {n}" for k, n in sorted(needed - read)]
+    skipped = {Path(i["path"]).name for i in inputs if i["kind"] == "skipped"}
+    if ("dataset", "oxford_pets") in read and skipped != {n for n, k in UNKIND_PETS.items() if k == "truncated"}:
+        problems.append(f"the Pets fixture's truncated JPEG was not reported as skipped (skipped: {sorted(skipped)})")
     return problems
 
 

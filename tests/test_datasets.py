@@ -71,7 +71,21 @@ def test_oxford_pets_from_fixture(pets_root):
     image, label = ds[2]
     assert image.shape == (64, 64, 3) and label == 1
     assert image[..., 2].mean() > 200  # the dog fixture is blue
-    assert len(gu.load_binary_dataset("oxford_pets", root=pets_root, split="test")) == 4
+    # the fixture is as unkind as the real archive: PNG and GIF content named .jpg, CMYK and greyscale JPEGs load;
+    # the JPEG cut short is skipped with a warning naming it and recorded as a skipped input of the run
+    from gradlime_utils.runtime import INPUTS
+
+    with pytest.warns(RuntimeWarning, match="skipping unreadable image .*Abyssinian_100.jpg"):
+        test = gu.load_binary_dataset("oxford_pets", root=pets_root, split="test")
+    assert len(test) == 3 and test.images().shape == (3, 224, 224, 3)
+    assert any(i["kind"] == "skipped" and i["path"].endswith("Abyssinian_100.jpg") for i in INPUTS)
+
+
+def test_a_dataset_with_too_few_readable_images_is_a_clear_error(pets_root):
+    images = pets_root / "oxford-iiit-pet" / "images"
+    (images / "Bengal_100.jpg").write_bytes(b"not an image")
+    with pytest.warns(RuntimeWarning, match="Bengal_100"), pytest.raises(ValueError, match="too few readable"):
+        gu.load_binary_dataset("oxford_pets", root=pets_root, split="test")
 
 
 def test_oxford_pets_missing_says_how_to_download(tmp_path):

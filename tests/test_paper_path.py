@@ -76,11 +76,16 @@ def test_every_chapter_with_a_paper_branch_is_rehearsed():
 
 def test_rehearsal_compares_what_a_chapter_read_with_what_check_lists():
     manifest = {"inputs": [{"kind": "weights", "name": "resnet18", "path": "x"},
-                           {"kind": "dataset", "name": "oxford_pets", "path": "y"}]}
+                           {"kind": "dataset", "name": "oxford_pets", "path": "y"},
+                           {"kind": "skipped", "name": "oxford_pets", "path": "y/images/Abyssinian_100.jpg"}]}
     assert rehearse._inputs_match(manifest, "03_gad", {"arch": "resnet18", "dataset": "oxford_pets"}) == []
     problems = rehearse._inputs_match(manifest, "03_gad", {"arch": "vgg16", "dataset": "oxford_pets"})
     assert problems == ["read but not listed by --check: weights resnet18",
                         "listed by --check but never read: weights vgg16"]
+    # a run that read the unkind Pets fixture must have reported its truncated JPEG
+    manifest["inputs"].pop()
+    problems = rehearse._inputs_match(manifest, "03_gad", {"arch": "resnet18", "dataset": "oxford_pets"})
+    assert problems == ["the Pets fixture's truncated JPEG was not reported as skipped (skipped: [])"]
 
 
 def test_the_evaluation_chapter_at_paper_scale_needs_imagenet_or_says_how(tmp_path, monkeypatch):
