@@ -4,6 +4,7 @@
 
     python -m gradlime_utils.fetch --weights resnet18,vgg16 --datasets oxford_pets,cub_warbler_sparrow
     python -m gradlime_utils.fetch --datasets imagenet_val     # licence-gated: prints what to do by hand
+    python -m gradlime_utils.fetch --imagenet-val ILSVRC2012_img_val.tar --imagenet-devkit ILSVRC2012_devkit_t12.tar.gz
 
 Weights go where torchvision looks for them (``$TORCH_HOME/hub/checkpoints``, under torchvision's own file
 names); datasets to ``--root`` (default ``$GRADLIME_DATA`` or the companion's cache), in the layouts torchvision
@@ -67,8 +68,11 @@ IMAGENET_INSTRUCTIONS = """\
 ImageNet is licence-gated: nothing can fetch it for you.
   1. Sign in at https://image-net.org, accept the terms, and download ILSVRC2012_img_val.tar (6.3 GB) from the
      ILSVRC 2012 page.
-  2. Sort the 50,000 images into one folder per class (the widely used valprep.sh script, or the labels of the
-     ILSVRC2012 devkit): {target}/n01440764/ILSVRC2012_val_00000293.JPEG, ...
+     and the development kit ILSVRC2012_devkit_t12.tar.gz (2.5 MB) beside it.
+  2. Sort the 50,000 images into one folder per class with the devkit's labels:
+       python -m gradlime_utils.fetch --imagenet-val ILSVRC2012_img_val.tar \\
+           --imagenet-devkit ILSVRC2012_devkit_t12.tar.gz
+     which writes {target}/n01440764/ILSVRC2012_val_00000293.JPEG, ...
   3. The evaluation chapter then finds them there (or pass -p data_root=FOLDER)."""
 
 
@@ -224,6 +228,64 @@ def fetch_weights(arch: str, mirror: str | None = None, progress: bool = True) -
                     progress=progress)
 
 
+IMAGENET_MD5 = {"val": "29b22e2961454d5413ddabcf34fc5622", "devkit": "fa75699e90414af021442c21a62c3abf"}
+
+
+def _devkit_labels(devkit: Path, work: Path) -> list[str]:
+    """The synset (wnid) of each of the 50,000 validation images in file order, from the devkit: ``meta.mat``
+    maps ILSVRC2012_ID to wnid, ``ILSVRC2012_validation_ground_truth.txt`` lists one ID per image."""
+    from scipy.io import loadmat  # lazy: only this path reads MATLAB files
+    from torchvision.datasets.utils import extract_archive  # lazy: heavy import
+
+    extract_archive(str(devkit), str(work))
+    data = next(work.glob("*/data"), None)
+    if data is None or not (data / "meta.mat").is_file():
+        raise FetchError(f"{devkit} is not the ILSVRC2012 devkit: no data/meta.mat inside")
+    synsets = loadmat(data / "meta.mat", squeeze_me=True)["synsets"]
+    wnid = {int(s["ILSVRC2012_ID"]): str(s["WNID"]) for s in synsets if int(s["num_children"]) == 0}
+    truth = (data / "ILSVRC2012_validation_ground_truth.txt").read_text().split()
+    return [wnid[int(i)] for i in truth]
+
+
+def sort_imagenet_val(val_tar, devkit, target, verify: bool = True) -> Path:
+    """Unpack the official flat ``ILSVRC2012_img_val.tar`` into ``target/<wnid>/`` by the devkit's labels.
+
+    ``verify`` checks both archives against torchvision's MD5s of the official files. Everything happens in a
+    staging folder beside ``target``, moved into place only when every image found its class: a failure leaves
+    nothing half-sorted, and an existing non-empty ``target`` is refused, never overwritten.
+    """
+    from torchvision.datasets.utils import extract_archive  # lazy: heavy import
+
+    val_tar, devkit, target = (Path(x).expanduser().resolve() for x in (val_tar, devkit, target))
+    for name, path in (("val", val_tar), ("devkit", devkit)):
+        if not path.is_file():
+            raise FetchError(f"--imagenet-{name} {path} does not exist")
+        if verify and _digest(path, "md5") != IMAGENET_MD5[name]:
+            raise FetchError(f"{path} is not the official ILSVRC2012 {name} archive (MD5 differs from "
+                             f"{IMAGENET_MD5[name]}); download it again")
+    if target.exists() and any(target.iterdir()):
+        raise FetchError(f"{target} exists and is not empty; move it away or pass another --root")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=".imagenet_val-", dir=target.parent))
+    try:
+        labels = _devkit_labels(devkit, stage / "devkit")
+        flat = stage / "flat"
+        extract_archive(str(val_tar), str(flat))
+        images = sorted(p for p in flat.rglob("*.JPEG"))
+        if len(images) != len(labels):
+            raise FetchError(f"{val_tar} holds {len(images)} images, the devkit labels {len(labels)}")
+        sorted_root = stage / "sorted"
+        for path, wnid in zip(images, labels):
+            (sorted_root / wnid).mkdir(parents=True, exist_ok=True)
+            path.rename(sorted_root / wnid / path.name)
+        if target.exists():
+            target.rmdir()  # empty, checked above
+        sorted_root.rename(target)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    return target
+
+
 def _names(text: str | None) -> list[str]:
     return [n.strip() for n in (text or "").split(",") if n.strip()]
 
@@ -235,15 +297,26 @@ def main(argv=None) -> int:
     parser.add_argument("--root", type=Path, help="data folder (default: $GRADLIME_DATA or the companion cache)")
     parser.add_argument("--mirror", help="fetch every file by its name from this address instead")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--imagenet-val", type=Path, help="the official ILSVRC2012_img_val.tar, to sort by class")
+    parser.add_argument("--imagenet-devkit", type=Path, help="the official ILSVRC2012_devkit_t12.tar.gz")
     args = parser.parse_args(argv)
     weights, datasets = _names(args.weights), _names(args.datasets)
-    if not weights and not datasets:
-        parser.error("nothing to fetch: give --weights and/or --datasets")
+    if (args.imagenet_val is None) != (args.imagenet_devkit is None):
+        parser.error("--imagenet-val and --imagenet-devkit go together")
+    if not weights and not datasets and args.imagenet_val is None:
+        parser.error("nothing to fetch: give --weights, --datasets or --imagenet-val with --imagenet-devkit")
     unknown = [d for d in datasets if d not in (*DATASETS, "imagenet_val")]
     if unknown:
         parser.error(f"unknown dataset(s) {unknown}; choose from {[*DATASETS, 'imagenet_val']}")
     root = (args.root.expanduser().resolve() if args.root else default_data_root())
     failed = 0
+    if args.imagenet_val is not None:
+        try:
+            where = sort_imagenet_val(args.imagenet_val, args.imagenet_devkit, root / "imagenet_val")
+            print(f"dataset imagenet_val: {where}")
+        except (FetchError, OSError) as exc:
+            failed += 1
+            print(f"fetch: error: {exc}", file=sys.stderr)
     for arch in weights:
         try:
             print(f"weights {arch}: {fetch_weights(arch, args.mirror, not args.quiet)}")

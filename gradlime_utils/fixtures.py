@@ -8,7 +8,9 @@ chapters' paper branches run their real loading code without internet:
   and a GIF named ``.jpg``, a CMYK and a greyscale JPEG, and one JPEG cut short (:data:`UNKIND_PETS`);
 * ``data/CUB_200_2011/``: ``images.txt``, ``classes.txt``, ``image_class_labels.txt``, ``train_test_split.txt``
   and ``images/<class folder>/`` with two warbler species, two sparrow species and one other bird;
-* ``data/imagenet_val/<wnid>/ILSVRC2012_val_*.JPEG``: an ImageNet-validation folder sorted by class;
+* ``data/imagenet_val/<wnid>/ILSVRC2012_val_*.JPEG``: an ImageNet-validation folder, made as a user makes it: the
+  official flat ``ILSVRC2012_img_val.tar`` and devkit (:func:`imagenet_val_archives`) sorted by
+  :func:`gradlime_utils.fetch.sort_imagenet_val`;
 * ``data/photos/``: a folder of photos (the heat-map chapter's ``data_root``);
 * ``torch/hub/checkpoints/<torchvision file name>``: a randomly initialised state dict for every architecture the
   paper profile loads, under torchvision's own file names, so that the loader reads it as it would the real one.
@@ -116,6 +118,45 @@ def imagenet_val(folder: Path, per_class: int = 3, seed: int = 0) -> Path:
     return Path(folder)
 
 
+def imagenet_val_archives(folder: Path, per_class: int = 3, seed: int = 0) -> tuple[Path, Path]:
+    """The two official ImageNet files in their published form, tiny: ``ILSVRC2012_img_val.tar`` (flat, every image
+    at the top level, named ILSVRC2012_val_NNNNNNNN.JPEG) and ``ILSVRC2012_devkit_t12.tar.gz`` (``data/meta.mat``
+    with the synsets struct, ``data/ILSVRC2012_validation_ground_truth.txt`` with one ILSVRC2012_ID per image).
+    Returns (val tar, devkit)."""
+    import tarfile
+
+    from scipy.io import savemat
+
+    folder = Path(folder)
+    rng = np.random.default_rng(seed)
+    work = folder / "imagenet_archives"
+    flat, devkit = work / "val", work / "ILSVRC2012_devkit_t12" / "data"
+    flat.mkdir(parents=True, exist_ok=True)
+    devkit.mkdir(parents=True, exist_ok=True)
+    ids = {wnid: k + 1 for k, wnid in enumerate(IMAGENET_WNIDS)}  # ILSVRC2012_ID per synset
+    order = rng.permutation([w for w in IMAGENET_WNIDS for _ in range(per_class)])  # the tar is not sorted by class
+    for n, wnid in enumerate(order, start=1):
+        _photo(flat / f"ILSVRC2012_val_{n:08d}.JPEG", wnid == IMAGENET_WNIDS[0], rng)
+    fields = ["ILSVRC2012_ID", "WNID", "words", "gloss", "num_children", "children", "wordnet_height",
+              "num_train_images"]
+    synsets = np.zeros(len(ids) + 1, dtype=[(f, object) for f in fields])
+    for k, (wnid, i) in enumerate(ids.items()):
+        synsets[k] = (i, wnid, wnid, "", 0, np.zeros(0), 0, 1300)
+    synsets[-1] = (len(ids) + 1, "n00000001", "a parent synset", "", 2, np.array([1, 2]), 1, 0)  # not a class
+    savemat(devkit / "meta.mat", {"synsets": synsets})
+    (devkit / "ILSVRC2012_validation_ground_truth.txt").write_text("".join(f"{ids[w]}\n" for w in order))
+    val_tar, devkit_tar = folder / "ILSVRC2012_img_val.tar", folder / "ILSVRC2012_devkit_t12.tar.gz"
+    with tarfile.open(val_tar, "w") as tar:
+        for path in sorted(flat.iterdir()):
+            tar.add(path, arcname=path.name)
+    with tarfile.open(devkit_tar, "w:gz") as tar:
+        tar.add(work / "ILSVRC2012_devkit_t12", arcname="ILSVRC2012_devkit_t12")
+    import shutil
+
+    shutil.rmtree(work)
+    return val_tar, devkit_tar
+
+
 def photos(folder: Path, n: int = 2, seed: int = 0) -> Path:
     """A flat folder of ``n`` photos."""
     rng = np.random.default_rng(seed)
@@ -149,7 +190,13 @@ def paper_fixtures(folder: Path, archs) -> dict[str, Path]:
     data = folder / "data"
     oxford_pets(data)
     cub(data)
-    out = {"data": data, "torch": folder / "torch", "imagenet_val": imagenet_val(data / "imagenet_val"),
-           "photos": photos(data / "photos")}
+    from .fetch import sort_imagenet_val  # lazy: fetch imports the models, as this module does
+
+    # ImageNet validation as the official files come (a flat tar and the devkit), sorted by the fetch CLI's code
+    target = data / "imagenet_val"
+    if not target.is_dir():
+        val_tar, devkit = imagenet_val_archives(folder / "downloads")
+        sort_imagenet_val(val_tar, devkit, target, verify=False)  # tiny stand-ins cannot match the official MD5s
+    out = {"data": data, "torch": folder / "torch", "imagenet_val": target, "photos": photos(data / "photos")}
     torchvision_weights(out["torch"], archs)
     return out

@@ -152,3 +152,45 @@ def test_weights_download_checks_the_sha256_prefix(server, tmp_path):
     assert dest.read_bytes() == (served / "w.pth").read_bytes()
     with pytest.raises(fetch.FetchError, match="HTTP 404"):
         fetch.download(f"{url}/missing.pth", tmp_path / "hub" / "m.pth", progress=False)
+
+
+def test_imagenet_val_is_sorted_from_the_official_flat_archive_and_devkit(tmp_path):
+    """The official ILSVRC2012_img_val.tar is flat; the devkit's meta.mat and ground truth put each image in its
+    synset folder. The fixture writes both files in their published form (the tar not in class order)."""
+    import numpy as np
+    from PIL import Image
+
+    from gradlime_utils import fixtures
+    from gradlime_utils.fetch import FetchError, sort_imagenet_val
+
+    val_tar, devkit = fixtures.imagenet_val_archives(tmp_path / "dl", per_class=3)
+    out = sort_imagenet_val(val_tar, devkit, tmp_path / "root" / "imagenet_val", verify=False)
+    classes = sorted(p.name for p in out.iterdir())
+    assert classes == sorted(fixtures.IMAGENET_WNIDS)
+    for wnid in classes:
+        files = sorted((out / wnid).iterdir())
+        assert len(files) == 3
+        for f in files:  # the fixture paints the first synset's images reddish, the other's bluish
+            pixels = np.asarray(Image.open(f)).astype(float)
+            assert (pixels[..., 0].mean() > pixels[..., 2].mean()) == (wnid == fixtures.IMAGENET_WNIDS[0])
+    assert not [p for p in out.parent.iterdir() if p.name.startswith(".imagenet_val-")]  # no staging left
+    with pytest.raises(FetchError, match="not empty"):  # never over what is there
+        sort_imagenet_val(val_tar, devkit, out, verify=False)
+    with pytest.raises(FetchError, match="not the official ILSVRC2012 val archive"):
+        sort_imagenet_val(val_tar, devkit, tmp_path / "other", verify=True)
+    assert not (tmp_path / "other").exists()
+
+
+def test_the_imagenet_cli_resolves_paths_against_the_callers_folder_and_refuses_half_a_request(tmp_path, monkeypatch,
+                                                                                            capsys):
+    from gradlime_utils import fetch, fixtures
+
+    val_tar, devkit = fixtures.imagenet_val_archives(tmp_path, per_class=1)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit):
+        fetch.main(["--imagenet-val", val_tar.name])
+    assert "go together" in capsys.readouterr().err
+    code = fetch.main(["--imagenet-val", val_tar.name, "--imagenet-devkit", devkit.name, "--root", "data"])
+    err = capsys.readouterr().err
+    assert code == 1 and f"{tmp_path}/ILSVRC2012_img_val.tar is not the official" in err  # MD5 checked
+    assert not (tmp_path / "data" / "imagenet_val").exists()

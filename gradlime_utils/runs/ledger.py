@@ -444,7 +444,8 @@ def render(results: Path) -> str:
                 status = item.status if profile != "smoke" else "smoke run only (numbers mean nothing)"
                 ours = item.ours(folder)
                 null = item.null(folder) if callable(item.null) else item.null
-                if profile != "paper" and item.status not in ("reproduced", "new (not in the papers)", "not reproduced",
+                # a figure reproduced from a stand-in run (D-1's logits, G-1's Z') is a stand-in too
+                if profile != "paper" and item.status not in ("new (not in the papers)", "not reproduced",
                                                              "needs GPU and data"):
                     ours = f"{ours} (stand-in, `{profile}`)" if ours else ""
             command = (f"`python -m gradlime_utils.reproduce --chapter {item.chapter} --profile "
