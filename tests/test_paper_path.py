@@ -26,6 +26,10 @@ def test_check_on_an_empty_machine_lists_every_missing_item_with_its_fetch_comma
     assert str(tmp_path / "torch" / "hub" / "checkpoints" / "resnet18-f37072fd.pth") in report  # where it looked
     assert str(tmp_path / "data" / "oxford-iiit-pet") in report
     assert "fetch them all: python -m gradlime_utils.fetch --weights densenet121,googlenet" in report
+    # the GAD paper reports Pets and CUB: the check of every chapter covers both, and one command fetches both
+    assert "03_gad (dataset=cub_warbler_sparrow)" in report and "MISSING dataset cub_warbler_sparrow" in report
+    fetch_all = next(line for line in report.splitlines() if line.startswith("fetch them all:"))
+    assert fetch_all.endswith("--datasets cub_warbler_sparrow,oxford_pets")
     assert "licence-gated" in report and "GPU time, estimated" in report and "MB free" in report
     # chapter parameters change what is needed: CUB and VGG16 for chapter 03
     assert reproduce.main(["--chapter", "03_gad", "--profile", "paper", "--check", "-p", "dataset=cub_warbler_sparrow",
