@@ -90,3 +90,18 @@ def test_a_real_chapter_sweeps_over_seeds_on_two_workers(tmp_path):
     rows = list(csv.DictReader(open(sweep / "merged" / "evolime_runs.csv")))
     assert [r["seed"] for r in rows] == ["0", "1"]
     assert all(float(r["evolved_mean"]) > 0 and float(r["random_mean"]) > 0 for r in rows)
+
+
+def test_a_sweep_refuses_to_start_when_its_grid_needs_missing_files(tmp_path, monkeypatch, capsys):
+    """Every point's needs are checked before any worker starts: a sweep over GAD's two datasets on an empty
+    machine names what is missing for each point and runs nothing."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("GRADLIME_DATA", str(tmp_path / "data"))
+    out = tmp_path / "results"
+    code = main(["--chapter", "03_gad", "--profile", "paper", "--out", str(out),
+                 "--grid", "dataset=[oxford_pets,cub_warbler_sparrow]"])
+    err = capsys.readouterr().err
+    assert code == 2 and "the grid needs files that are missing" in err
+    assert err.count("03_gad (dataset=") == 2 and "MISSING dataset cub_warbler_sparrow" in err
+    assert "MISSING dataset oxford_pets" in err and "MISSING weights resnet18" in err
+    assert not list(out.rglob("manifest.json"))  # no point ran

@@ -30,11 +30,13 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from ..paper import check
 from .reproduce import (
     NOTEBOOK_DIR,
     Plan,
     ReproduceError,
     check_writable,
+    declared_values,
     parse_parameter,
     plan_runs,
     resolved_device,
@@ -155,6 +157,14 @@ def run_sweep(points: list[tuple[dict, Plan]], scheduler: str | None = None, wor
     return manifests
 
 
+def sweep_preflight(points: list[tuple[dict, Plan]], profile: str) -> tuple[bool, str]:
+    """:func:`gradlime_utils.paper.check` over every point of the grid (each point's parameters decide what it
+    reads: ``-p`` ``dataset`` or ``arch`` may be swept), labelled by point."""
+    wanted = {f"{plan.chapter} ({point_id(point)})": {**declared_values(plan.notebook), **plan.parameters}
+              for point, plan in points}
+    return check(wanted, profile)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m gradlime_utils.sweep", description=__doc__.split("\n\n")[0])
     parser.add_argument("--chapter", required=True)
@@ -176,6 +186,12 @@ def main(argv=None) -> int:
         points = plan_sweep(args.chapter, args.profile, args.device, args.out, grid, fixed, args.notebooks)
         check_writable(args.out)
         resolved_device(args.device)
+        ok, report = sweep_preflight(points, args.profile)
+        if not ok:  # before any worker starts: a missing file found now, not after an hour of other points
+            print(report, file=sys.stderr)
+            print("sweep: error: the grid needs files that are missing (listed above); fetch them first",
+                  file=sys.stderr)
+            return 2
         manifests = run_sweep(points, args.scheduler, args.workers, args.force)
     except ReproduceError as exc:
         print(f"sweep: error: {exc}", file=sys.stderr)
