@@ -1,6 +1,12 @@
 # The two commands of the README: `make book` and `make test` (plus `make check-site` for CI).
 SHELL := /bin/bash
-PYTHON ?= python3
+# A Python 3.11 or 3.12 (pyproject's requires-python): the first found of python3.12, python3.11, python3.
+PYTHON ?= $(shell for p in python3.12 python3.11 python3; do \
+  command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(not (3, 11) <= sys.version_info[:2] <= (3, 12))' \
+  2>/dev/null && { echo $$p; break; }; done)
+# PyTorch's own wheel index for a GPU whose driver is older than the default build needs (README, "GPU"), e.g.
+# make test TORCH_INDEX=https://download.pytorch.org/whl/cu126 ; empty: torch from PyPI like every other package.
+TORCH_INDEX ?=
 VENV ?= .venv
 PY := $(VENV)/bin/python
 JB := $(VENV)/bin/jupyter-book
@@ -9,11 +15,19 @@ CHROMIUM ?= /usr/bin/chromium
 .PHONY: book book-student test test-fast rehearse check-site vendor clean venv-book venv-test
 
 $(PY):
+	@test -n "$(PYTHON)" || { echo "make: no Python 3.11 or 3.12 found (python3.12, python3.11 and python3 tried)."; \
+	  echo "  Install one (Debian/Ubuntu: apt install python3.12 python3.12-venv; or uv python install 3.12)"; \
+	  echo "  and run make again, or name it: make PYTHON=/path/to/python3.12"; exit 1; }
+	@$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || { echo "make: $(PYTHON) has no venv support."; \
+	  echo "  Debian/Ubuntu: apt install python3-venv (or python3.12-venv for that version)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
-# One stamp per extra, redone when pyproject.toml changes.
+# One stamp per extra, redone when pyproject.toml changes. With TORCH_INDEX, torch and torchvision (at pyproject's
+# pins) come from that index first; the extra's install then finds them satisfied.
 $(VENV)/.installed-%: pyproject.toml | $(PY)
+	$(if $(TORCH_INDEX),$(PY) -m pip install --quiet --index-url $(TORCH_INDEX) \
+	  $$(grep -oE '"torch(vision)?==[^"]+"' pyproject.toml | tr -d '"'))
 	$(PY) -m pip install --quiet -e ".[$*]"
 	touch $@
 

@@ -164,3 +164,26 @@ def test_a_test_run_removes_its_model_cache(repo_root, tmp_path):
                          cwd=repo_root, env=env, capture_output=True, text=True)
     assert run.returncode == 0, run.stdout + run.stderr
     assert not list(tmp_path.glob("gradlime-test-cache-*"))
+
+
+def test_the_makefile_takes_torch_from_the_index_it_is_given_and_names_a_missing_python(repo_root, tmp_path):
+    """TORCH_INDEX (README, "GPU") installs pyproject's torch and torchvision pins from PyTorch's index for an older
+    driver; without it nothing changes. With no usable Python the Makefile says which it wants and how to get it."""
+    import subprocess
+
+    venv = tmp_path / "venv"
+    run = lambda *extra: subprocess.run(["make", "-n", f"{venv}/.installed-test", f"VENV={venv}", *extra],  # noqa: E731
+                                        cwd=repo_root, capture_output=True, text=True)
+    plain = run().stdout
+    assert "--index-url" not in plain and '-e ".[test]"' in plain
+    line = next(l for l in run("TORCH_INDEX=https://download.pytorch.org/whl/cu126").stdout.splitlines()
+                if "--index-url" in l)
+    assert "--index-url https://download.pytorch.org/whl/cu126" in line
+    pins = subprocess.run(["bash", "-c", line.split("cu126 ", 1)[1].replace("$(", "echo $(")], cwd=repo_root,
+                          capture_output=True, text=True).stdout.split()
+    declared = tomllib.loads((repo_root / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert pins == [d for d in declared if d.startswith(("torch==", "torchvision=="))]
+    missing = subprocess.run(["make", f"{venv}/bin/python", f"VENV={venv}", "PYTHON="], cwd=repo_root,
+                             capture_output=True, text=True)
+    assert missing.returncode != 0 and "no Python 3.11 or 3.12 found" in missing.stdout
+    assert "make PYTHON=/path/to/python3.12" in missing.stdout and not venv.exists()
