@@ -55,8 +55,11 @@ test: $(VENV)/.installed-test $(VENV)/.installed-book  # the book extra: the stu
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m pytest
 
 # The paper profile of every chapter, on the CPU, against tiny fixtures in the real layouts (book/reproducing.md).
+# DEVICE=cuda rehearses on a GPU, each chapter twice, and lists any result that differs between the two runs.
+DEVICE ?= cpu
 rehearse: $(VENV)/.installed-book
-	TQDM_DISABLE=1 PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m gradlime_utils.rehearse --out _build/rehearsal
+	TQDM_DISABLE=1 PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m gradlime_utils.rehearse --out _build/rehearsal \
+	  --device $(DEVICE) $(if $(filter cuda,$(DEVICE)),--twice)
 
 # The unit tests without chapter runs, book builds and trainings (tests marked slow): a few minutes.
 test-fast: $(VENV)/.installed-test

@@ -75,14 +75,14 @@ def fixture_paths(folder: Path) -> dict[str, Path]:
     return paper_fixtures(folder, archs)
 
 
-def _plans(names, out: Path, fixtures: dict):
+def _plans(names, out: Path, fixtures: dict, device: str = "cpu", runs_dir: str = "runs"):
     runs = [(name, name, {}) for name in names] + [v for v in VARIANTS if v[1] in names]
     plans = []
     for label, chapter, extra in runs:
         params = {**REHEARSAL[chapter], **extra,
                   **{k: str(fixtures[v]) for k, v in FIXTURE_PARAMETERS.get(chapter, {}).items()}}
         params = {k: list(v) if isinstance(v, tuple) else v for k, v in params.items()}
-        plan, = plan_runs(chapter, "paper", "cpu", out / "runs" / label, params, NOTEBOOK_DIR)
+        plan, = plan_runs(chapter, "paper", device, out / runs_dir / label, params, NOTEBOOK_DIR)
         plans.append((label, plan))
     return plans
 
@@ -100,8 +100,43 @@ def _inputs_match(manifest: dict, chapter: str, parameters: dict) -> list[str]:
     return problems
 
 
-def rehearse(out: Path, names=None, progress: bool = True) -> dict:
-    """Build the fixtures under ``out``, check the pre-flight both ways, run the chapters; return the report."""
+# what legitimately differs between two identical runs: clocks
+_TIMING_KEY = re.compile(r"second|_ms_|ms_per|time|started|wall", re.IGNORECASE)
+
+
+def _without_timings(value):
+    if isinstance(value, dict):
+        return {k: _without_timings(v) for k, v in value.items() if not _TIMING_KEY.search(str(k))}
+    if isinstance(value, list):
+        return [_without_timings(v) for v in value]
+    return value
+
+
+def compare_runs(first: Path, second: Path) -> list[str]:
+    """The result files of two runs of one chapter that differ, timings aside: JSON files compared without keys
+    that hold clock readings, every other file byte for byte (figures included). Empty when the runs agree."""
+    differ = []
+    a_files = {p.relative_to(first).as_posix() for p in first.rglob("*") if p.is_file()}
+    b_files = {p.relative_to(second).as_posix() for p in second.rglob("*") if p.is_file()}
+    for rel in sorted(a_files ^ b_files):
+        differ.append(f"{rel}: only in one run")
+    for rel in sorted(a_files & b_files):
+        if rel.endswith("manifest.json") or rel.endswith(".ipynb") or rel.endswith(".pdf"):
+            continue  # hold times and paths (PDFs embed a creation date)
+        a, b = (first / rel), (second / rel)
+        if rel.endswith(".json"):
+            same = _without_timings(json.loads(a.read_text())) == _without_timings(json.loads(b.read_text()))
+        else:
+            same = a.read_bytes() == b.read_bytes()
+        if not same:
+            differ.append(rel)
+    return differ
+
+
+def rehearse(out: Path, names=None, progress: bool = True, device: str = "cpu", twice: bool = False) -> dict:
+    """Build the fixtures under ``out``, check the pre-flight both ways, run the chapters on ``device``; with
+    ``twice``, run each a second time and list the result files that differ (:func:`compare_runs`: on a GPU with
+    determinism on, none should). Return the report."""
     out = Path(out).resolve()
     names = list(REHEARSAL) if names is None else list(names)
     unknown = [n for n in names if n not in REHEARSAL]
@@ -123,7 +158,7 @@ def rehearse(out: Path, names=None, progress: bool = True) -> dict:
         # a cache of its own, empty at first as on a fresh GPU machine: the models trained on fixtures and random
         # weights stay out of the user's cache
         os.environ["GRADLIME_CACHE"] = str(out / "cache")
-        plans = _plans(names, out, fixtures)
+        plans = _plans(names, out, fixtures, device)
         ok_full, text = check({label: {**reproduce.declared_values(p.notebook), **p.parameters}
                                for label, p in plans if label in REHEARSAL})
         report["check_with_fixtures"] = text
@@ -142,6 +177,13 @@ def rehearse(out: Path, names=None, progress: bool = True) -> dict:
                 for problem in _inputs_match(manifest, plan.chapter, params):
                     report["problems"].append(f"{label}: {problem}")
             report["chapters"][label] = entry
+            if twice and manifest["status"] == "ok":
+                (again,) = [p for lab, p in _plans(names, out, fixtures, device, "runs-again") if lab == label]
+                second = reproduce.run_chapter(again, force=True)
+                entry["second_run"] = compare_runs(plan.final_dir, again.final_dir) if second["status"] == "ok" \
+                    else [f"second run failed: {second.get('error')}"]
+                if entry["second_run"]:
+                    report["problems"].append(f"{label}: two runs differ in {entry['second_run']}")
             if progress:
                 tqdm.write(f"{entry['status']:<7} {label} ({entry['seconds']} s)", file=sys.stderr)
     finally:
@@ -159,10 +201,12 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m gradlime_utils.rehearse", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=Path("_build/rehearsal"), help="fixtures, runs and report")
     parser.add_argument("--chapter", default="all", help="'all' or comma-separated chapter names")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (the CUDA rehearsal: book/reproducing.md)")
+    parser.add_argument("--twice", action="store_true", help="run each chapter twice and compare the results")
     args = parser.parse_args(argv)
     names = None if args.chapter == "all" else [c.strip() for c in args.chapter.split(",")]
     try:
-        report = rehearse(args.out.expanduser().resolve(), names)
+        report = rehearse(args.out.expanduser().resolve(), names, device=args.device, twice=args.twice)
     except ValueError as exc:
         print(f"rehearse: error: {exc}", file=sys.stderr)
         return 2

@@ -134,3 +134,21 @@ def test_the_check_and_the_fetch_cli_agree_on_what_can_be_downloaded():
     from gradlime_utils import fetch, paper
 
     assert set(paper.FETCHABLE) == set(fetch.DATASETS)
+
+
+def test_two_runs_are_compared_file_by_file_with_clock_readings_aside(tmp_path):
+    """`make rehearse DEVICE=cuda` runs each chapter twice; compare_runs lists what differs, timings aside."""
+    import json
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    for folder, seconds, value in ((a, 1.5, 0.25), (b, 9.0, 0.25)):
+        (folder / "results").mkdir(parents=True)
+        (folder / "results" / "r.json").write_text(json.dumps({"score": value, "seconds": seconds,
+                                                                "rows": [{"x": 1, "wall_seconds": seconds}]}))
+        (folder / "results" / "t.csv").write_text("a,b\n1,2\n")
+        (folder / "manifest.json").write_text(json.dumps({"started": str(seconds)}))
+    assert rehearse.compare_runs(a, b) == []
+    (b / "results" / "r.json").write_text(json.dumps({"score": 0.26, "seconds": 9.0, "rows": [{"x": 1}]}))
+    (b / "results" / "t.csv").write_text("a,b\n1,3\n")
+    (b / "results" / "extra.png").write_bytes(b"x")
+    assert rehearse.compare_runs(a, b) == ["results/extra.png: only in one run", "results/r.json", "results/t.csv"]
