@@ -33,7 +33,7 @@ REHEARSAL = {
     "00_setup_and_models": {},
     "01_lime": {"num_samples": 30, "stability_seeds": 2, "stability_sizes": [10, 20]},
     "02_gradlime": {"num_samples": 30},
-    "03_gad": {"alphas": [2], "epochs": 1, "per_class": 1, "trainings": 2, "classifier_epochs": 1},
+    "03_gad": {"alphas": [2], "epochs": 1, "per_class": 1, "trainings": 1, "classifier_epochs": 1},
     "04_evaluation": {"n_images": 2, "num_samples": 30, "n_random_maps": 2, "metric_settings": "smoke",
                       "stability_seeds": 2, "stability_sizes": [10, 20], "localisation_seeds": [0],
                       "benchmark_images": (60, 4), "benchmark_epochs": (1, 1), "benchmark_samples": 20},
