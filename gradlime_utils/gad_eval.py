@@ -122,7 +122,10 @@ def evaluate_gad(supports, images: np.ndarray, labels: np.ndarray, methods: Sequ
     for occ in occlusions:
         if occ not in OCCLUSIONS:
             raise ValueError(f"occlusions must be from {tuple(OCCLUSIONS)}, got {occ!r}")
+    methods = _methods(methods)
     images, labels = np.asarray(images), np.asarray(labels)
+    if labels.dtype.kind not in "iu" or not np.isin(labels, (0, 1)).all():
+        raise ValueError(f"labels must be the binary classes 0 and 1, got {np.unique(labels).tolist()}")
     if images.ndim != 4 or len(images) != len(labels) or len(images) == 0:
         raise ValueError(f"images must be a non-empty N×H×W×3 batch with one label each, got {images.shape} "
                          f"and {labels.shape}")
@@ -165,7 +168,14 @@ def evaluate_gad(supports, images: np.ndarray, labels: np.ndarray, methods: Sequ
 
 def _select(records: Sequence[GadRecord], **fields) -> list[GadRecord]:
     """Records matching ``fields``; ``occlusion=None`` picks the first occlusion (RC does not depend on it). The
-    tables are the first training's (``training=0``) unless ``training`` is given (``None``: every training)."""
+    tables are the first training's (``training=0``) unless ``training`` is given (``None``: every training).
+    A model, rule or occlusion that the records do not hold is an error naming what they hold, never an empty
+    table."""
+    for name in ("model", "rule", "occlusion", "method"):
+        value = fields.get(name)
+        held = sorted({getattr(r, name) for r in records})
+        if value is not None and records and value not in held:
+            raise ValueError(f"{name} {value!r} is not in the records, which hold {held}")
     fields.setdefault("training", 0)
     if fields["training"] is None:
         del fields["training"]
@@ -174,9 +184,17 @@ def _select(records: Sequence[GadRecord], **fields) -> list[GadRecord]:
     return [r for r in records if all(getattr(r, k) == v for k, v in fields.items())]
 
 
+def _methods(methods) -> list[str]:
+    """A list of method ids, never a bare string split into letters."""
+    if isinstance(methods, str):
+        raise TypeError(f"methods must be a list of method ids, got the string {methods!r}")
+    return list(methods)
+
+
 def table1(records: Sequence[GadRecord], methods: Sequence[str] = ATTRIBUTION_METHODS, model: str = "real",
            rule: str = "top_fraction") -> dict[str, list[int]]:
     """Counts per class (1 and 2 = targets 0 and 1): Orig (RC > 1), GAD (RC < 1), tie/undefined."""
+    methods = _methods(methods)
     chosen = _select(records, model=model, rule=rule, occlusion=None)
     rows = {}
     for target in (0, 1):
@@ -191,6 +209,7 @@ def table1(records: Sequence[GadRecord], methods: Sequence[str] = ATTRIBUTION_ME
 def table2(records: Sequence[GadRecord], methods: Sequence[str] = ATTRIBUTION_METHODS, model: str = "real",
            rule: str = "top_fraction", occlusion: str = "black") -> dict[str, list[float]]:
     """Mean RS x 100 per class for the supplementary and GAD masks (NaN, i.e. empty masks, excluded)."""
+    methods = _methods(methods)
     chosen = _select(records, model=model, rule=rule, occlusion=occlusion)
     rows = {}
     for target in (0, 1):

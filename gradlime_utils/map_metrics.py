@@ -288,8 +288,9 @@ def top_rank(values: np.ndarray, drops) -> int:
     """Rank (1 = largest drop) in the occlusion ranking of the superpixel a map ranks first (``drops``: an
     :class:`OcclusionScan` or its drops)."""
     drops = drops.drops if isinstance(drops, OcclusionScan) else drops
-    values, drops = np.asarray(values, dtype=float), np.asarray(drops, dtype=float)
-    if values.shape != drops.shape:
+    values = check_finite("values", np.asarray(values, dtype=float))
+    drops = check_finite("drops", np.asarray(drops, dtype=float))
+    if values.ndim != 1 or values.size == 0 or values.shape != drops.shape:
         raise ValueError(f"values {values.shape} and drops {drops.shape} must have one entry per superpixel")
     top = int(ranking(values)[0])
     return int(1 + np.sum(drops > drops[top]))

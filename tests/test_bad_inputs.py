@@ -114,6 +114,14 @@ CASES = [
      "images is empty"),
     ("gad_map combine", lambda c: gad.gad_map(c["support"], c["digits"], 0, "saliency", combine="max"),
      ValueError, "combine must be"),
+    ("evaluate_gad label 7", lambda c: __import__("gradlime_utils.gad_eval", fromlist=["x"]).evaluate_gad(
+        c["support"], c["digits"], np.array([0, 7]), methods=["saliency"], progress=False), ValueError,
+     "labels must be the binary classes"),
+    ("evaluate_gad methods string", lambda c: __import__("gradlime_utils.gad_eval", fromlist=["x"]).evaluate_gad(
+        c["support"], c["digits"], np.array([0, 1]), methods="saliency", progress=False), TypeError,
+     "methods must be a list"),
+    ("evaluate_gad supports list", lambda c: __import__("gradlime_utils.gad_eval", fromlist=["x"]).evaluate_gad(
+        {"real": []}, c["digits"], np.array([0, 1]), progress=False), TypeError, "non-empty list"),
     ("hull of NaN map", lambda c: hull_metrics.convex_hull_mask(np.full((5, 5), np.nan)), ValueError, "NaN"),
     ("hull rule", lambda c: hull_metrics.hull_points(np.ones((5, 5)), rule="median"), ValueError, "rule must be"),
     ("RC float maps", lambda c: hull_metrics.relative_complexity(np.ones((4, 4)), np.ones((4, 4))), ValueError,
@@ -170,6 +178,15 @@ def _band():
     from gradlime_utils.metrics import nulls
 
     return nulls.chance_band(np.arange(40.0).reshape(10, 4))
+
+
+def _gad_table(name: str, **kwargs):
+    from gradlime_utils import gad_eval
+
+    record = gad_eval.GadRecord(image=0, label=0, target=0, method="saliency", model="real", rule="top_fraction",
+                                occlusion="black", area_orig=4, area_gad=2, area_sup=1, area_object=3, rc=0.5,
+                                rs_gad=0.2, rs_sup=0.1, on_object_orig=1.0, on_object_gad=1.0)
+    return getattr(gad_eval, name)([record], **{"methods": ["saliency"], **kwargs})
 
 
 def _null_cases():
@@ -287,6 +304,18 @@ def _null_cases():
         ("set_seed 2**40", lambda: set_seed(2**40), ValueError, "seed must be"),
         ("set_seed float", lambda: set_seed(1.5), TypeError, "seed must be"),
         ("localisation_chance seeds", lambda: ev.localisation_chance(None, 2, seeds=0), ValueError, "seeds"),
+        ("top_rank NaN values", lambda: __import__("gradlime_utils.map_metrics", fromlist=["x"]).top_rank(
+            np.array([np.nan, 1.0]), np.array([0.1, 0.2])), ValueError, "values holds"),
+        ("top_rank shapes", lambda: __import__("gradlime_utils.map_metrics", fromlist=["x"]).top_rank(
+            np.ones(3), np.ones(2)), ValueError, "one entry per superpixel"),
+        ("table1 unknown model", lambda: _gad_table("table1", model="fake"), ValueError,
+         "model 'fake' is not in the records"),
+        ("table2 unknown rule", lambda: _gad_table("table2", rule="median"), ValueError,
+         "rule 'median' is not in the records"),
+        ("table2 unknown occlusion", lambda: _gad_table("table2", occlusion="red"), ValueError,
+         "occlusion 'red' is not in the records"),
+        ("table1 methods string", lambda: _gad_table("table1", methods="saliency"), TypeError,
+         "methods must be a list"),
         ("seed_paired_p lengths", lambda: ev.seed_paired_p([1.0, 2.0], [1.0]), ValueError, "equal length"),
     ]
 

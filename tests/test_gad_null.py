@@ -337,7 +337,8 @@ def test_without_a_null_control_the_comparison_table_is_empty_not_an_error():
     from gradlime_utils.gad_eval import null_comparison_frame
 
     empty = null_comparison_frame([])  # null=None in chapter 03 (found by the paper rehearsal)
-    assert empty.empty and list(empty.columns) == ["real", "null", "real - null [95% CI]", "verdict"]
+    assert empty.empty and list(empty.columns) == ["real", "null", "real - null [95% CI over trainings]", "p (BH)",
+                                                   "verdict"]
     row = {"table": "Table 1", "method": "GB", "class": 0, "real": 1.0, "null": 0.5, "difference": 0.5,
            "ci_low": 0.1, "ci_high": 0.9, "verdict": "GAD beyond null"}
     assert null_comparison_frame([row]).loc[("Table 1", "GB", 0), "real - null [95% CI]"] == "+0.500 [+0.100, +0.900]"
