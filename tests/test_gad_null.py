@@ -340,5 +340,9 @@ def test_without_a_null_control_the_comparison_table_is_empty_not_an_error():
     assert empty.empty and list(empty.columns) == ["real", "null", "real - null [95% CI over trainings]", "p (BH)",
                                                    "verdict"]
     row = {"table": "Table 1", "method": "GB", "class": 0, "real": 1.0, "null": 0.5, "difference": 0.5,
-           "ci_low": 0.1, "ci_high": 0.9, "verdict": "GAD beyond null"}
-    assert null_comparison_frame([row]).loc[("Table 1", "GB", 0), "real - null [95% CI]"] == "+0.500 [+0.100, +0.900]"
+           "ci_low": 0.1, "ci_high": 0.9, "p_adjusted": 0.01, "verdict": "GAD beyond null"}
+    frame = null_comparison_frame([row, {**row, "class": 1, "ci_low": float("nan"), "ci_high": float("nan"),
+                                         "p_adjusted": float("nan"), "verdict": "undefined"}])
+    assert frame.loc[("Table 1", "GB", 0), "real - null [95% CI over trainings]"] == "+0.500 [+0.100, +0.900]"
+    assert frame.loc[("Table 1", "GB", 0), "p (BH)"] == "0.01"
+    assert frame.loc[("Table 1", "GB", 1), "real - null [95% CI over trainings]"] == "+0.500 (one training per arm)"
