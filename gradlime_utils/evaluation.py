@@ -664,16 +664,16 @@ def add_bands(rows: list[dict], metrics: Sequence[str], bands: Mapping[str, Mapp
 
 def adjust_reference_tests(rows: Sequence[dict], metrics: Sequence[str]) -> None:
     """The paired tests against the reference method (``"<metric> p"``) of one table are one family too: each
-    gets ``"<metric> p adjusted"`` by Benjamini-Hochberg over the table, and the star (*) reads that one (in
-    place)."""
+    gets ``"<metric> p reference adjusted"`` by Benjamini-Hochberg over the table, and the star (*) reads that
+    one (in place)."""
     keys = [(r, m) for r in rows for m in metrics if np.isfinite(r.get(f"{m} p", np.nan))]
     adjusted = adjust_pvalues([r[f"{m} p"] for r, m in keys])
     for (r, m), a in zip(keys, adjusted):
-        r[f"{m} p adjusted"] = float(a)
+        r[f"{m} p reference adjusted"] = float(a)
 
 
 def _starred(row: dict, metric: str) -> bool:
-    return row.get(f"{metric} p adjusted", row.get(f"{metric} p", 1.0)) <= 0.05
+    return row.get(f"{metric} p reference adjusted", 1.0) <= 0.05
 
 
 def candidates(*tables: tuple[Sequence[dict], Sequence[str]]) -> dict[str, list[str]]:
@@ -954,7 +954,7 @@ def describe_chance(rows: Sequence[dict], metrics: Sequence[str], where: str) ->
         undefined = [f"{r['method']} ({r[f'{m} undefined']})" for r in rows if r.get(f"{m} undefined")]
         unchecked = [r["method"] for r in rows if r.get(f"{m} vs chance") == "unchecked"]
         lines.append(f"- {m} ({where}): above chance: {', '.join(above) or 'none'}; below chance: "
-                     f"{', '.join(below) or 'none'}; within the band of random maps: {len(within)} of "
+                     f"{', '.join(below) or 'none'}; not beyond chance after the control: {len(within)} of "
                      f"{len(above) + len(below) + len(within) + len(unchecked)} methods" +
                      (f"; beyond the band of its kind but not checked against its own shifted maps (not counted): "
                       f"{', '.join(unchecked)}" if unchecked else "") +

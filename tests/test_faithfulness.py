@@ -250,3 +250,19 @@ def test_one_class_files(tmp_path):
         gu.datasets.one_class_files(tmp_path, 9)
     with pytest.raises(FileNotFoundError, match="class_name"):
         gu.datasets.one_class_files(tmp_path, 2, class_name="n09")
+
+
+def test_a_star_reads_the_reference_test_not_the_chance_verdict():
+    """Both the chance verdicts and the tests against the reference are adjusted over the table; each keeps its
+    own key, so a cell far beyond chance gets no star unless it also differs from the reference."""
+    rng = np.random.default_rng(0)
+    same = rng.normal(5.0, 0.1, 40)
+    scores = {"LIME": {"X": same}, "copy": {"X": same + rng.normal(0, 1e-3, 40)}}
+    draws = tuple(np.linspace(-0.2, 0.2, 100))
+    bands = {"superpixel": {"X": nulls.ChanceBand(0.0, -0.2, 0.2, 100, values=draws)},
+             "uniform": {"X": nulls.ChanceBand(0.0, -0.2, 0.2, 100, values=draws)}}
+    rows = ev.banded_rows(scores, ["X"], bands)
+    copy = next(r for r in rows if r["method"] == "copy")
+    assert copy["X vs chance"] == "above" and copy["X p adjusted"] <= 0.05
+    assert copy["X p reference adjusted"] > 0.05
+    assert ev.banded_frame(rows, ["X"], bands).loc["copy", "X"].endswith("▲")  # no star
