@@ -118,8 +118,9 @@ def test_a_dataset_fetched_from_a_mirror_is_what_the_loaders_read(server, tmp_pa
                 for a in (images, annotations)]
     fetch.fetch_dataset("oxford_pets", root, archives=archives, mirror=url, progress=False)
     assert paper.locate(paper.Need("dataset", "oxford_pets", root=str(root))).present
-    ds = gu.load_binary_dataset("oxford_pets", "test", root=root, size=32)
-    assert ds.counts() == {"cat": 4, "dog": 4}
+    with pytest.warns(RuntimeWarning, match="Abyssinian_100.jpg"):  # the fixture's truncated JPEG is skipped
+        ds = gu.load_binary_dataset("oxford_pets", "test", root=root, size=32)
+    assert ds.counts() == {"cat": 3, "dog": 4}
     assert not (root / ".downloads").exists()  # the archives are removed once unpacked
 
 
