@@ -164,8 +164,13 @@ def _evaluation_null(key: str, metrics: tuple[str, ...]) -> Callable[[Path], str
             marks = [f"{r['method']} {'▲' if r[f'{m} vs chance'] == 'above' else '▼'}" for r in rows
                      if r.get(f"{m} vs chance") in ("above", "below")]
             within = sum(r.get(f"{m} vs chance") == "within" for r in rows)
-            parts.append(f"{m}: {', '.join(marks) or 'none'} ({within} within)")
-        return f"outside the 95% band of {draws} random maps of their kind: " + "; ".join(parts)
+            flat = sum(r.get(f"{m} vs chance") == "degenerate" for r in rows)
+            parts.append(f"{m}: {', '.join(marks) or 'none'} ({within} not shown beyond chance"
+                         + (f", {flat} against a band with no spread" if flat else "") + ")")
+        if not any("p chance" in k for r in rows for k in r):  # a run from before the rank rule
+            return f"outside the 95% band of {draws} random maps of their kind (not calibrated): " + "; ".join(parts)
+        return (f"beyond chance against {draws} random maps of their kind (rank p-values, Benjamini-Hochberg over "
+                f"the table, then the method's own shifted maps): " + "; ".join(parts))
     return read
 
 
