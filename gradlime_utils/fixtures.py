@@ -21,6 +21,8 @@ Nothing here is a real photo or a real weight: these files only prove that the c
 from __future__ import annotations
 
 import os
+import shutil
+import tarfile
 from pathlib import Path
 
 import numpy as np
@@ -123,9 +125,7 @@ def imagenet_val_archives(folder: Path, per_class: int = 3, seed: int = 0) -> tu
     at the top level, named ILSVRC2012_val_NNNNNNNN.JPEG) and ``ILSVRC2012_devkit_t12.tar.gz`` (``data/meta.mat``
     with the synsets struct, ``data/ILSVRC2012_validation_ground_truth.txt`` with one ILSVRC2012_ID per image).
     Returns (val tar, devkit)."""
-    import tarfile
-
-    from scipy.io import savemat
+    from scipy.io import savemat  # lazy: only this fixture writes a MATLAB file
 
     folder = Path(folder)
     rng = np.random.default_rng(seed)
@@ -151,8 +151,6 @@ def imagenet_val_archives(folder: Path, per_class: int = 3, seed: int = 0) -> tu
             tar.add(path, arcname=path.name)
     with tarfile.open(devkit_tar, "w:gz") as tar:
         tar.add(work / "ILSVRC2012_devkit_t12", arcname="ILSVRC2012_devkit_t12")
-    import shutil
-
     shutil.rmtree(work)
     return val_tar, devkit_tar
 

@@ -276,9 +276,9 @@ def kar_numbers(row: dict) -> dict:
     NormLIME − ink (paired by seed)."""
     diffs = {d["reference"]: _difference(d) for d in row["differences"]}
     undecided = row.get(f"{row['method']} vs random") == "undecided"
-    return {"kar_kept": f"{row['fraction']:.0%}", "kar_n_random": row["random n"],
-            "kar_above": "undecided" if undecided else ", ".join(above_random(row)) or "none",
-            "kar_diff": diffs.get("LIME-average", "n/a"), "kar_ink": diffs.get("ink", "n/a")}
+    return {"kept": f"{row['fraction']:.0%}", "n_random": row["random n"],
+            "above": "undecided" if undecided else ", ".join(above_random(row)) or "none",
+            "diff": diffs.get("LIME-average", "n/a"), "ink": diffs.get("ink", "n/a")}
 
 
 def _difference(d: dict) -> str:
