@@ -21,11 +21,11 @@ def test_check_on_an_empty_machine_lists_every_missing_item_with_its_fetch_comma
     assert code == 1
     for arch in ("resnet18", "vgg16", "googlenet", "squeezenet1_1", "densenet121", "mobilenet_v2"):
         assert f"MISSING weights {arch}" in report
-        assert f"python -m gradlime_utils.fetch --weights {arch}" in report
+        assert f"{paper.FETCH} --weights {arch}" in report
     assert "MISSING dataset oxford_pets" in report and "MISSING dataset imagenet_val" in report
     assert str(tmp_path / "torch" / "hub" / "checkpoints" / "resnet18-f37072fd.pth") in report  # where it looked
     assert str(tmp_path / "data" / "oxford-iiit-pet") in report
-    assert "fetch them all: python -m gradlime_utils.fetch --weights densenet121,googlenet" in report
+    assert f"fetch them all: {paper.FETCH} --weights densenet121,googlenet" in report
     # the GAD paper reports Pets and CUB: the check of every chapter covers both, and one command fetches both
     assert "03_gad (dataset=cub_warbler_sparrow)" in report and "MISSING dataset cub_warbler_sparrow" in report
     fetch_all = next(line for line in report.splitlines() if line.startswith("fetch them all:"))
@@ -41,7 +41,7 @@ def test_check_on_an_empty_machine_lists_every_missing_item_with_its_fetch_comma
     pets = tmp_path / "pets"
     assert reproduce.main(["--chapter", "03_gad", "--profile", "paper", "--check", "-p", f"data_root={pets}"]) == 1
     report = capsys.readouterr().out
-    assert f"fetch into its data_root: oxford_pets: python -m gradlime_utils.fetch --datasets oxford_pets --root {pets}" \
+    assert f"fetch into its data_root: oxford_pets: {paper.FETCH} --datasets oxford_pets --root {pets}" \
         in report
     assert "by hand" not in report
     # the quick profile reads only what ships in the packages

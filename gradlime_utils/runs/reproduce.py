@@ -384,7 +384,23 @@ def preflight(args) -> int:
         wanted["03_gad (dataset=cub_warbler_sparrow)"] = {**wanted["03_gad"], "dataset": "cub_warbler_sparrow"}
     ok, report = check(wanted, args.profile)
     print(report)
+    if args.profile == "paper":
+        print(power_report(REPO_DIR / "book" / "ledger", wanted))
     return 0 if ok else 1
+
+
+def power_report(store: Path, chapters) -> str:
+    """``--check``'s sizes-by-power section for ``chapters`` (book/reproducing.md has the whole table)."""
+    from .power import power_table, summary_lines  # lazy: reads the ledger store
+
+    try:
+        rows = [r for r in power_table(store) if any(c.split(" ", 1)[0] == r.chapter for c in chapters)]
+    except FileNotFoundError as exc:
+        return f"\nsizes by power: not available ({exc})"
+    if not rows:
+        return "\nsizes by power: no claim of these chapters is sized by power"
+    return "\n".join(["", "sizes by power (80% power at the chapter's Benjamini-Hochberg bar, spreads measured on the "
+                       "stand-ins; table and reasons in book/reproducing.md):", *summary_lines(rows)])
 
 
 def main(argv=None) -> int:
