@@ -1,14 +1,14 @@
 """How many images, trainings, GA runs and random draws the paper profile needs: sample sizes chosen by power.
 
-For each claim the book tests, :func:`power_table` takes the spread this book *measured* on its stand-in run (the
+For each claim the book tests, ``power_table`` takes the spread this book *measured* on its stand-in run (the
 quick profile's results kept in the ledger store, ``book/ledger``), a stated smallest effect of interest (none of
 the papers reports a variance or an effect size for its claims, so the effect to resolve is ours, written beside
 each row), and the multiplicity control the chapter applies (Benjamini-Hochberg over a table of ``cells`` tests:
 at its hardest, one true effect among them, it asks the smallest p-value to reach ``0.05 / cells``). From these,
-the number of units that gives 80% power (:func:`gradlime_utils.stats.n_for_power`), the number of random draws a
-rank p-value needs to be able to reach that bar (:func:`gradlime_utils.stats.draws_for_rank_test`), the size the
-paper profile uses (:data:`PAPER_SIZES`, the chapters' ``by_profile(..., paper=...)`` values, tested equal), and
-the GPU time the needed size would take, scaled from the chapter's estimate (:data:`gradlime_utils.paper.GPU_HOURS`).
+the number of units that gives 80% power (``gradlime_utils.stats.n_for_power``), the number of random draws a
+rank p-value needs to be able to reach that bar (``gradlime_utils.stats.draws_for_rank_test``), the size the
+paper profile uses (``PAPER_SIZES``, the chapters' ``by_profile(..., paper=...)`` values, tested equal), and
+the GPU time the needed size would take, scaled from the chapter's estimate (``gradlime_utils.paper.GPU_HOURS``).
 
 ``python -m gradlime_utils.runs.power --store book/ledger --update book/reproducing.md`` rewrites the table in
 the reproducing page (between its ``power-table`` markers); ``reproduce --check`` prints it.
