@@ -62,7 +62,7 @@ from .metrics.nulls import (MULTIPLICITY, RANDOM_MAP_KINDS, adjust_pvalues, band
                             decide_one, random_maps)
 from .stats import mean_ci, paired_test  # re-exported: chapters and exercises import them from here
 from .surrogate import SurrogateExplanation, explain_gradlime, explain_lime
-from .validation import check_int, check_seed
+from .validation import check_int, check_seed, derive_seed
 
 # name in our tables -> quantus.explain method (the GradLIME repository's short names in brackets)
 BASELINES = {
@@ -922,7 +922,7 @@ def localisation_chance(test_set, n_random: int, cell_size: int = 7, keep: int =
         per_seed = []
         for s in range(seeds):
             maps = random_maps(kind, n_random, test_set.masks.shape, segments=[grid] * len(test_set), keep=keep,
-                               positive=True, seed=seed + 101 + j + 1000 * s)
+                               positive=True, seed=derive_seed(seed, 101 + j + 1000 * s))
             per_seed.append(score_many(maps, metrics, test_set.labels, masks=test_set.masks))
         scores[kind] = {m: next((ps[m] for ps in per_seed if isinstance(ps[m], Failed)), None)
                         or np.mean([ps[m] for ps in per_seed], axis=0) for m in per_seed[0]}

@@ -20,7 +20,7 @@ from .neighborhood import render_masks, sample_neighborhood
 from .plotting import finish_figure, show_explanation
 from .surrogate import explain_lime
 from .metrics.nulls import ALPHA, adjust_pvalues, welch_difference
-from .validation import check_hide_color, check_int, check_label, check_seed, check_segments
+from .validation import check_hide_color, check_int, check_label, check_seed, check_segments, derive_seed
 
 
 def tournament_select(population: np.ndarray, fitness: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
@@ -237,9 +237,9 @@ def matched_null_study(bundle: ModelBundle, image: np.ndarray, segments: np.ndar
     lime = explain_lime(hood, int(target))
     lime_seconds = time.perf_counter() - start
     results = [evolve_explanation(bundle, image, segments, int(target), population=population, generations=generations,
-                                  hide_color=hide_color, seed=s) for s in range(seed, seed + runs)]
+                                  hide_color=hide_color, seed=derive_seed(seed, s)) for s in range(runs)]
     evolved = np.array([r.best_fitness for r in results])
-    rs = random_search(bundle, image, segments, int(target), budget, draws=draws, seed=seed + 10_000,
+    rs = random_search(bundle, image, segments, int(target), budget, draws=draws, seed=derive_seed(seed, 10_000),
                        hide_color=hide_color)
     best_k = {n: lime_best_k(bundle, image, explain_lime(hood.head(n), int(target)), int(target), hide_color)
               for n in sorted({min(budget, lime_samples), lime_samples})}

@@ -47,7 +47,7 @@ from .evaluation import _quantus as q
 from .metrics.nulls import RANDOM_MAP_KINDS, chance_band, random_maps, shifted_maps
 from .models import ModelBundle
 from .runtime import check_profile
-from .validation import check_int, check_seed
+from .validation import check_int, check_seed, derive_seed
 
 FAITHFULNESS_METRICS = ("FaithfulnessCorrelation", "FaithfulnessEstimate", "MonotonicityCorrelation", "IROF",
                         "RegionPerturbation")
@@ -374,6 +374,14 @@ class PerturbationScorer:
         unknown = [m for m in metrics if m not in FAITHFULNESS_METRICS]
         if unknown:
             raise ValueError(f"unknown metric(s) {unknown}; choose from {list(FAITHFULNESS_METRICS)}")
+        flat = np.asarray(maps)
+        if flat.ndim >= 3 and flat.size and np.issubdtype(flat.dtype, np.number):
+            flat = flat.reshape(*flat.shape[:-2], -1)
+            zero = ~np.any(flat != 0, axis=-1)
+            if zero.any():
+                warnings.warn(f"maps: {int(zero.sum())} of {zero.size} maps are all zero: a map that ranks nothing "
+                              f"has no defined correlation, and its scores are NaN where undefined", RuntimeWarning,
+                              stacklevel=2)
         run = {
             "FaithfulnessCorrelation": lambda: self.faithfulness_correlation(maps, settings.fc_runs, settings.fc_subset),
             "FaithfulnessEstimate": lambda: self.faithfulness_estimate(maps, settings.fe_step),
@@ -420,7 +428,7 @@ def score_with_chance(bundle: ModelBundle, images, labels: Sequence[int], maps: 
     names = list(runnable)
     stacked = np.stack([runnable[k] for k in names]) if names else np.zeros((0, n, *size))
     nulls = {kind: random_maps(kind, n_random, (n, *size), segments=segments, keep=keep, positive=positive,
-                               seed=seed + 1 + j) for j, kind in enumerate(RANDOM_MAP_KINDS)}
+                               seed=derive_seed(seed, 1 + j)) for j, kind in enumerate(RANDOM_MAP_KINDS)}
     per_method: dict[str, dict] = {k: {} for k in maps}
     null: dict[str, dict] = {kind: {} for kind in nulls}
     extra = dict(ev.complexity_metrics()) if complexity else {}
@@ -433,7 +441,9 @@ def score_with_chance(bundle: ModelBundle, images, labels: Sequence[int], maps: 
         if len(target) == 0:
             continue
         if metric in FAITHFULNESS_METRICS:
-            result = scorer.score(target, settings, [metric])[metric]
+            with warnings.catch_warnings():  # empty maps are counted as undefined per method in the tables
+                warnings.filterwarnings("ignore", message="maps: .* all zero", category=RuntimeWarning)
+                result = scorer.score(target, settings, [metric])[metric]
         else:
             needs_model = metric == "Sufficiency"  # complexity reads the maps only
             result = ev.score_many(target, {metric: extra[metric]}, scorer.y, bundle=bundle if needs_model else None,
@@ -474,7 +484,7 @@ def matched_chance(bundle: ModelBundle, images, labels: Sequence[int], maps: Map
     out: dict[str, dict] = {}
     for j, (method, metrics) in enumerate(tqdm(list(cells.items()), desc="structure-matched chance",
                                                disable=not progress)):
-        draws = shifted_maps(np.asarray(maps[method], dtype=float), count, seed=seed + 7 + j)
+        draws = shifted_maps(np.asarray(maps[method], dtype=float), count, seed=derive_seed(seed, 7 + j))
         out[method] = {}
         for metric in metrics:
             with warnings.catch_warnings():  # an empty map stays empty when shifted: Quantus divides by 0

@@ -309,6 +309,12 @@ def main(argv=None) -> int:
     if unknown:
         parser.error(f"unknown dataset(s) {unknown}; choose from {[*DATASETS, 'imagenet_val']}")
     root = (args.root.expanduser().resolve() if args.root else default_data_root())
+    problem = (f"--root must be a folder, got {root} (a file)" if root.exists() and not root.is_dir() else
+               f"--mirror must be an http(s):// or file:// address, got {args.mirror!r}"
+               if args.mirror is not None and not re.fullmatch(r"(https?|file)://\S+", args.mirror) else None)
+    if problem:
+        print(f"fetch: error: {problem}", file=sys.stderr)
+        return 2
     failed = 0
     if args.imagenet_val is not None:
         try:

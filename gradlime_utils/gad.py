@@ -20,7 +20,7 @@ from .hull_metrics import hull_points
 from .models import ModelBundle, load_model
 from .runtime import set_seed
 from .training import fit, restore
-from .validation import check_finite
+from .validation import check_finite, check_int, check_seed
 
 COMBINE_RULES = ("min", "intersection")
 # Null controls for the support models: the same schedule, images and training, with labels that carry no
@@ -144,8 +144,12 @@ def train_support_models(bundle: ModelBundle, images: np.ndarray, labels: np.nda
     the next one; a corrupt or non-finite checkpoint is retrained, never loaded.
     """
     alphas = check_alpha_schedule(alphas)
-    if epochs < 1 or lr <= 0 or batch_size < 1:
-        raise ValueError(f"epochs, lr and batch_size must be positive, got {epochs}, {lr}, {batch_size}")
+    epochs, batch_size = check_int("epochs", epochs, low=1), check_int("batch_size", batch_size, low=1)
+    if isinstance(lr, bool) or not isinstance(lr, (int, float, np.integer, np.floating)):
+        raise TypeError(f"lr must be a number, got {lr!r}")
+    if not (np.isfinite(lr) and lr > 0):
+        raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
+    seed = check_seed(seed)
     images = np.asarray(images)
     labels = np.asarray(labels)
     if len(images) != len(labels):
@@ -168,6 +172,9 @@ def train_support_models(bundle: ModelBundle, images: np.ndarray, labels: np.nda
     for alpha in alphas:
         targets = torch.as_tensor(distanced_targets(base_logits.cpu().numpy(), target_labels, alpha),
                                   dtype=torch.float32, device=device)
+        if not torch.isfinite(targets).all():
+            raise ValueError(f"alphas: alpha={alpha:g} pushes the distanced logits beyond float32 (targets overflow "
+                             f"to inf); use a schedule of moderate alphas such as (2, 4, 6, 8)")
         key = config_key({"data": data, "model": bundle.name, "weights": digest, "alpha": alpha, "null": null,
                           "epochs": epochs, "lr": lr, "batch_size": batch_size, "seed": seed, "version": 2})
         path = cache_dir("gad_support") / f"{bundle.name}-{dataset_name}{tag}-a{alpha:g}-{key}.pt"
@@ -177,6 +184,11 @@ def train_support_models(bundle: ModelBundle, images: np.ndarray, labels: np.nda
             set_seed(seed)
             fit(support, len(inputs), lambda idx: (inputs[idx], targets[idx]), nn.functional.mse_loss, epochs=epochs,
                 lr=lr, batch_size=batch_size, seed=seed, desc=f"support model alpha={alpha:g}", progress=progress)
+            support.eval()
+            after = _logits(support, inputs)
+            if not torch.isfinite(after).all():  # never cache a model that diverged
+                raise RuntimeError(f"the support model for alpha={alpha:g} diverged (non-finite logits after "
+                                   f"training with lr={lr:g}); lower lr")
             atomic_torch_save(support.state_dict(), path)
         support.eval()
         after = _logits(support, inputs)

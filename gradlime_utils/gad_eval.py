@@ -34,7 +34,7 @@ from .hull_metrics import (
 from .metrics.nulls import ALPHA, decide_intervals, paired_difference, welch_difference
 from .models import load_model
 from .plotting import finish_figure, save_figure
-from .validation import check_int, check_seed
+from .validation import check_int, derive_seed
 
 
 def _paper_tables() -> tuple[dict, dict]:
@@ -398,7 +398,7 @@ def train_arms(bundle, images: np.ndarray, labels: np.ndarray, null: str | None 
     ``kwargs`` go to :func:`gradlime_utils.gad.train_support_models`."""
     trainings = check_int("trainings", trainings, 1)
     arms = {"real": None, **({"null": null} if null else {})}
-    return {arm: [train_support_models(bundle, images, labels, null=kind, seed=check_seed(seed + k), **kwargs)
+    return {arm: [train_support_models(bundle, images, labels, null=kind, seed=derive_seed(seed, k), **kwargs)
                   for k in range(trainings)] for arm, kind in arms.items()}
 
 

@@ -220,8 +220,7 @@ def deletion_insertion(model, image: np.ndarray, heatmap: np.ndarray, label: int
     predict = _predictor(model)
     image = check_rgb_image(image)
     heatmap = _as_map("heatmap", heatmap, image.shape[:2])
-    if not isinstance(steps, (int, np.integer)) or steps < 1:
-        raise ValueError(f"steps must be a positive integer, got {steps!r}")
+    steps = check_int("steps", steps, low=1, high=heatmap.size)  # more steps than pixels repeat images
     if not isinstance(label, (int, np.integer)) or label < 0:
         raise ValueError(f"label must be a non-negative class index, got {label!r}")
     filler = _fill_image(image, fill)

@@ -24,7 +24,7 @@ from .neighborhood import sample_neighborhood
 from .plotting import finish_figure
 from .stats import mean_ci
 from .surrogate import explain_lime, superpixel_means
-from .validation import check_finite, check_int, ranking
+from .validation import check_finite, check_int, ranking, derive_seed
 
 NORMALISATIONS = ("squared_over_l1", "l1")
 
@@ -193,7 +193,7 @@ def explain_digits(bundle, images: np.ndarray, labels: np.ndarray, per_class: in
     chosen = np.concatenate([rng.choice(np.flatnonzero(labels == d), per_class, replace=False) for d in classes])
     local, first = [], {}
     for k, i in enumerate(chosen):
-        hood = sample_neighborhood(bundle, to_rgb_uint8(images[i]), num_samples=num_samples, seed=seed + k,
+        hood = sample_neighborhood(bundle, to_rgb_uint8(images[i]), num_samples=num_samples, seed=derive_seed(seed, k),
                                    segments=segments, segmentation="grid", progress=False)
         exp = explain_lime(hood, hood.top_label)
         local.append(LocalExplanation(hood.top_label, np.arange(m), exp.coef))

@@ -46,14 +46,14 @@ GPU_ESTIMATE = {
     "04_evaluation": "2-4 h (about 14 million queries: five faithfulness metrics at the repository's settings "
                      "for 50 images x (15 methods + 200 random maps))",
     "05_evolime": "about 1 h (3 networks x 4 photos x 110 GA runs of 400 queries and 110 random searches)",
-    "06_normlime": "about 6 h (about 4,900 KAR retrainings of the small MNIST CNN: 539 random rankings x 9 fractions)",
+    "06_normlime": "about 4-5 h (about 2,200 KAR retrainings of the small MNIST CNN: 359 random rankings x 6 fractions)",
     "07_lime_heatmap_vs_gradcam": "about 5 h (2 networks x 20 photos, 2,399 random maps of each kind per photo)",
 }
 
 # The same estimates as numbers (hours, the upper end of each range, ResNet18 for chapter 03): the power table
 # (gradlime_utils.runs.power) scales them to the sizes it finds needed.
 GPU_HOURS = {"00_setup_and_models": 1 / 60, "01_lime": 5 / 60, "02_gradlime": 5 / 60, "03_gad": 1.0,
-             "04_evaluation": 4.0, "05_evolime": 1.0, "06_normlime": 6.5, "07_lime_heatmap_vs_gradcam": 5.0}
+             "04_evaluation": 4.0, "05_evolime": 1.0, "06_normlime": 4.5, "07_lime_heatmap_vs_gradcam": 5.0}
 
 def interpreter() -> str:
     """The Python that runs this check, as the printed commands should name it: relative to the working folder

@@ -31,6 +31,12 @@ def check_seed(seed: Any, name: str = "seed") -> int:
     return int(seed)
 
 
+def derive_seed(seed: Any, offset: int) -> int:
+    """A second stream's seed, ``seed + offset`` wrapped into [0, 2**32): every seed below 2**32 stays valid for
+    the streams derived from it (``seed = 2**32 - 1`` with offset 1 gives 0, never a seed NumPy refuses)."""
+    return (check_seed(seed) + int(offset)) % 2**32
+
+
 def check_choice(name: str, value: Any, choices) -> Any:
     """The choice equal to ``value`` (so ``numpy.str_("lime")`` comes back as ``"lime"``); the message lists them.
 
@@ -57,6 +63,40 @@ def check_rgb_image(image: Any, name: str = "image") -> np.ndarray:
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise ValueError(f"{name} must be a uint8 H×W×3 array, got shape {image.shape} and dtype {image.dtype}")
     return image
+
+
+def _kind_name(value: Any) -> str:
+    return {bool: "True or False", int: "an integer", float: "a number", str: "text", list: "a list",
+            tuple: "a list", dict: "a dict"}.get(type(value), type(value).__name__)
+
+
+def check_like(name: str, value: Any, example: Any, allow_none: bool = False) -> Any:
+    """``value`` of the kind of ``example`` (a parameter's default or its profile's value): an integer where the
+    example is one (and >= 1 where it is a positive count), a finite number where it is a float, a list where it
+    is a list or tuple, text where it is text; ``TypeError`` (``ValueError`` for a count below 1 or a non-finite
+    number) naming the parameter otherwise. ``None`` passes only with ``allow_none``."""
+    if value is None:
+        if allow_none:
+            return value
+        raise TypeError(f"{name} must be {_kind_name(example)} like {example!r}, got None")
+    if isinstance(example, bool) or isinstance(value, bool):
+        ok = isinstance(value, bool) and isinstance(example, bool)
+    elif isinstance(example, (int, np.integer)):
+        ok = isinstance(value, (int, np.integer))
+        if ok and example >= 1 and value < 1:
+            raise ValueError(f"{name} must be a positive integer like {example!r}, got {value!r}")
+    elif isinstance(example, (float, np.floating)):
+        ok = isinstance(value, (int, float, np.integer, np.floating))
+        if ok and not np.isfinite(value):
+            raise ValueError(f"{name} must be a finite number, got {value!r}")
+    elif isinstance(example, (list, tuple)):
+        ok = isinstance(value, (list, tuple))
+    else:
+        ok = isinstance(value, type(example))
+    if not ok:
+        raise TypeError(f"{name} must be {_kind_name(example)} like {example!r}, got {_kind_name(value)} "
+                        f"{value!r}")
+    return value
 
 
 def check_finite(name: str, array: Any) -> np.ndarray:

@@ -149,6 +149,29 @@ CASES = [
                                                                 np.arange(16.0), top_k=0), ValueError, "top_k"),
     ("deletion steps", lambda c: heatmap.deletion_insertion(c["bundle"], c["image"], np.ones((28, 28)), 0,
                                                             steps=0), ValueError, "steps"),
+    ("deletion steps beyond pixels", lambda c: heatmap.deletion_insertion(c["bundle"], c["image"], np.ones((28, 28)),
+                                                                          0, steps=10**6), ValueError,
+     "steps must be in [1, 784]"),
+    ("deletion steps float", lambda c: heatmap.deletion_insertion(c["bundle"], c["image"], np.ones((28, 28)), 0,
+                                                                  steps=2.5), TypeError, "steps must be an integer"),
+    # --- GAD's support models: training that cannot succeed is refused before it starts, or named when it fails
+    ("support lr inf", lambda c: gad.train_support_models(c["bundle"], c["digits"][:2], [0, 1], epochs=1,
+                                                          lr=float("inf"), progress=False), ValueError,
+     "lr must be a finite number > 0"),
+    ("support lr string", lambda c: gad.train_support_models(c["bundle"], c["digits"][:2], [0, 1], epochs=1,
+                                                             lr="4e-5", progress=False), TypeError, "lr must be a number"),
+    ("support epochs float", lambda c: gad.train_support_models(c["bundle"], c["digits"][:2], [0, 1], epochs=1.5,
+                                                                progress=False), TypeError, "epochs must be an integer"),
+    ("support batch_size 0", lambda c: gad.train_support_models(c["bundle"], c["digits"][:2], [0, 1], batch_size=0,
+                                                                progress=False), ValueError, "batch_size must be"),
+    ("support seed 2**32", lambda c: gad.train_support_models(c["bundle"], c["digits"][:2], [0, 1], epochs=1,
+                                                              seed=2**32, progress=False), ValueError, "seed must be"),
+    ("support alpha overflow", lambda c: gad.train_support_models(c["bundle"], c["digits"][:2], [0, 1], epochs=1,
+                                                                  alphas=[1e300], progress=False), ValueError,
+     "alpha=1e+300 pushes the distanced logits beyond float32"),
+    ("support diverges", lambda c: gad.train_support_models(c["bundle"], c["digits"][:2], [0, 1], epochs=1,
+                                                            alphas=[2.0], lr=1e30, seed=12345, progress=False),
+     RuntimeError, "diverged (non-finite logits after training with lr=1e+30)"),
     # --- widgets
     ("slider string values", lambda c: widgets.slider_figure(lambda k: _fig(), {"k": "12"}), TypeError,
      "parameter 'k' needs a list"),
@@ -360,16 +383,40 @@ CLI_CASES = [
     ("sweep", ["--chapter", "all", "--grid", "seed=[0,1]"], 2, "runs one chapter"),
     ("sweep", ["--chapter", "03_gad", "--grid", "seed=[0,1]", "-p", "seed=3"], 2, "both swept (--grid) and fixed"),
     ("ledger", [], 2, "does not exist"),
+    ("ledger", ["empty"], 2, "no manifest.json under"),
+    ("reproduce", ["--chapter", "01_lime", "-p", "seed=99999999999"], 2, "seed must be a non-negative integer below"),
+    ("reproduce", ["--chapter", "01_lime", "-p", "seed=1.5"], 2, "-p seed=1.5 (chapter 01_lime): seed must be"),
+    ("reproduce", ["--chapter", "01_lime", "-p", "num_samples=12.5"], 2, "num_samples must be an integer like 1000"),
+    ("reproduce", ["--chapter", "01_lime", "-p", "num_samples=0"], 2, "num_samples must be a positive integer"),
+    ("reproduce", ["--chapter", "01_lime", "-p", "stability_sizes=5"], 2, "stability_sizes must be a list"),
+    ("reproduce", ["--chapter", "03_gad", "-p", "keep=nan"], 2, "keep must be a number like 0.5, got text"),
+    ("reproduce", ["--chapter", "03_gad", "-p", "lr=1e999"], 2, "lr must be a finite number"),
+    ("reproduce", ["--chapter", "03_gad", "-p", "hull_rules=[1]"], 2, "hull_rules must be a dict"),
+    ("reproduce", ["--chapter", "03_gad", "-p", "trainings=True"], 2, "trainings must be an integer"),
+    ("reproduce", ["--chapter", "04_evaluation", "-p", "n_images=None"], 2, "n_images must be an integer"),
+    ("sweep", ["--chapter", "03_gad", "--grid", "seed=[1,,2]"], 2, "has an empty value"),
+    ("sweep", ["--chapter", "03_gad", "--grid", "seed=[1,1]"], 2, "repeats 1"),
+    ("sweep", ["--chapter", "03_gad", "--grid", "per_class=[4,2.5]"], 2, "per_class must be an integer"),
+    ("sweep", ["--chapter", "03_gad", "--grid", "seed=[1,2]", "--scheduler", "garbage::"], 2,
+     "--scheduler must be a Dask scheduler address"),
+    ("fetch", ["--weights", "resnet18", "--root", "FILE"], 2, "--root must be a folder"),
+    ("fetch", ["--weights", "resnet18", "--mirror", "not a url"], 2, "--mirror must be an http(s)"),
 ]
 
 
 @pytest.mark.parametrize("cli, args, code, fragment", CLI_CASES, ids=[f"{c[0]}:{' '.join(c[1])}" for c in CLI_CASES])
 def test_cli_bad_requests_are_one_line_naming_the_problem(tmp_path, capsys, cli, args, code, fragment):
-    from gradlime_utils import ledger, reproduce, sweep
+    from gradlime_utils import fetch, ledger, reproduce, sweep
 
     out = tmp_path / "out"
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "FILE").write_text("a file, not a folder")
     if cli == "ledger":
-        rc = ledger.main(["--results", str(tmp_path / "missing"), "--out", str(tmp_path / "page.md")])
+        results = tmp_path / (args[0] if args else "missing")
+        rc = ledger.main(["--results", str(results), "--out", str(tmp_path / "page.md")])
+        assert not (tmp_path / "page.md").exists()
+    elif cli == "fetch":
+        rc = fetch.main([str(tmp_path / a) if a == "FILE" else a for a in args])
     else:
         rc = {"reproduce": reproduce.main, "sweep": sweep.main}[cli](["--out", str(out), *args])
     err = capsys.readouterr().err

@@ -266,3 +266,30 @@ def test_a_star_reads_the_reference_test_not_the_chance_verdict():
     assert copy["X vs chance"] == "above" and copy["X p adjusted"] <= 0.05
     assert copy["X p reference adjusted"] > 0.05
     assert ev.banded_frame(rows, ["X"], bands).loc["copy", "X"].endswith("▲")  # no star
+
+
+def test_an_all_zero_map_warns_and_scores_nan_where_undefined(small_case):
+    """README: an all-zero map gives a RuntimeWarning and NaN where the quantity is undefined (a correlation with a
+    constant map); the other maps of the call keep their scores."""
+    bundle, images, labels, maps = small_case
+    scorer = fa.PerturbationScorer(bundle, images, labels, seed=3)
+    mixed = maps.copy()
+    mixed[1, 2] = 0.0
+    with pytest.warns(RuntimeWarning, match="maps: 1 of 6 maps are all zero"):
+        scores = scorer.score(mixed, fa.FaithfulnessSettings.for_profile("smoke", 56), ["FaithfulnessCorrelation"])
+    fc = scores["FaithfulnessCorrelation"]
+    assert np.isnan(fc[1, 2]) and np.isfinite(fc[0]).all()
+
+
+def test_the_largest_seed_is_valid_for_the_streams_derived_from_it(small_case):
+    """score_with_chance derives its random maps' seeds from its own: seed = 2**32 - 1 must work (it was refused
+    quoting 4294967296), and give other draws than seed 0."""
+    bundle, images, labels, maps = small_case
+    segments = [np.arange(56 * 56).reshape(56, 56) // 196 for _ in images]
+    kw = dict(settings=fa.FaithfulnessSettings.for_profile("smoke", 56), segments=segments, n_random=2,
+              complexity=False, sufficiency=False)
+    top = fa.score_with_chance(bundle, images, labels, {"m": maps[0]}, seed=2**32 - 1, **kw)
+    zero = fa.score_with_chance(bundle, images, labels, {"m": maps[0]}, seed=0, **kw)
+    band_top, band_zero = top.bands["superpixel"]["FaithfulnessCorrelation"], \
+        zero.bands["superpixel"]["FaithfulnessCorrelation"]
+    assert np.isfinite(band_top.values).all() and not np.allclose(band_top.values, band_zero.values)

@@ -121,7 +121,7 @@ def test_bad_inputs(white):
         top_region_iou(region_map(), np.zeros((5, 5)))
     with pytest.raises(ValueError, match="NaN"):
         rank_agreement(region_map(), np.full((20, 20), np.nan))
-    with pytest.raises(ValueError, match="steps must be"):
+    with pytest.raises(ValueError, match="steps must be in"):
         deletion_insertion(region_model, white, region_map(), 1, steps=0)
     with pytest.raises(ValueError, match="fill must be"):
         deletion_insertion(region_model, white, region_map(), 1, fill="purple")

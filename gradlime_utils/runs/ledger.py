@@ -517,6 +517,10 @@ def main(argv=None) -> int:
     if not source.is_dir():
         print(f"ledger: error: results folder {source} does not exist", file=sys.stderr)
         return 2
+    if not any(source.rglob("manifest.json")):
+        print(f"ledger: error: no manifest.json under {source}: give the --out folder of reproduce (nothing written; "
+              f"a page of 'not run' items would replace the ledger)", file=sys.stderr)
+        return 2
     try:
         if args.store is not None:
             store(source, args.store)

@@ -41,7 +41,7 @@ PAPER_SIZES = {
     "03_gad": {"trainings": 3},
     "04_evaluation": {"n_images": 50, "n_random": 100, "n_matched": 99},
     "05_evolime": {"runs": 110, "draws": 110},
-    "06_normlime": {"n_random": 539},
+    "06_normlime": {"n_random": 359},
     "07_lime_heatmap_vs_gradcam": {"max_images": 20, "n_random": 2399},
 }
 
@@ -50,7 +50,7 @@ PAPER_CELLS = {
     "04 faithfulness": 16 * 5,   # G-5: 16 methods x 5 faithfulness metrics with a chance band
     "03 real - null": 20,        # Table 1 (or 2), one hull rule: 5 methods x 2 classes x 2 statistics
     "05 GA - random": 3 * 4,     # 3 networks x 4 images
-    "06 KAR": 9 * 3,             # 9 kept fractions x 3 rankings (NormLIME, LIME-average, ink)
+    "06 KAR": 6 * 3,             # 6 kept fractions x 3 rankings (NormLIME, LIME-average, ink)
     "07 insertion": 20 * 3 * 2,  # 20 photos x 3 maps x 2 kinds of random map, per network
     "07 LIME - Grad-CAM": 2,     # one paired comparison per network
     "04 stability": 2,           # GradLIME's two priors against LIME

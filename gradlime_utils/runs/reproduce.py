@@ -39,6 +39,7 @@ from ..models import QUERY_LOG_ENV
 from ..paper import check
 from ..runtime import DEVICES, PROFILES, resolve_device
 from ..runtime import package_versions as versions_of
+from ..validation import check_like, check_seed
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]  # gradlime_utils/
 REPO_DIR = PACKAGE_DIR.parent
@@ -181,6 +182,48 @@ class Plan:
     final_dir: Path
 
 
+def profile_examples(notebook: Path) -> dict:
+    """``{name: the paper profile's value}`` for every ``name = gu.by_profile(profile, ..., given=name)`` line of a
+    chapter whose values are literals: what a count parameter with the default ``None`` takes, read from the code."""
+    examples = {}
+    cells = json.loads(notebook.read_text())["cells"]
+    for cell in cells:
+        if cell["cell_type"] != "code":
+            continue
+        source = "\n".join(l for l in "".join(cell["source"]).splitlines() if not l.lstrip().startswith(("%", "!")))
+        try:
+            tree = ast.parse(source)
+        except SyntaxError:
+            continue
+        for node in ast.walk(tree):
+            if not (isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "by_profile"):
+                continue
+            keywords = {k.arg: k.value for k in node.keywords}
+            given = keywords.get("given")
+            if isinstance(given, ast.Name) and "paper" in keywords:
+                with contextlib.suppress(ValueError, SyntaxError, TypeError):
+                    examples[given.id] = ast.literal_eval(keywords["paper"])
+    return examples
+
+
+def check_override(chapter: str, key: str, value, default, example=None) -> None:
+    """Refuse a ``-p`` value before any chapter starts: ``seed`` by the package's seed rule; any other parameter by
+    the kind of its default in the chapter's parameters cell, or, for a count whose default is ``None``, of the
+    profile's value the chapter's ``by_profile`` line gives (``example``), through the package's one rule
+    (:func:`gradlime_utils.validation.check_like`). ``None`` passes where the default is ``None``, text, a list or
+    a dict, which the chapters read as "the profile's value" or "none of these"."""
+    where = f"-p {key}={value!r} (chapter {chapter})"
+    try:
+        if key == "seed":
+            check_seed(value)
+        elif default is not None:
+            check_like(key, value, default, allow_none=isinstance(default, (str, list, dict)))
+        elif example is not None:
+            check_like(key, value, example, allow_none=True)
+    except (TypeError, ValueError) as exc:
+        raise ReproduceError(f"{where}: {exc}") from None
+
+
 def plan_runs(chapter: str, profile: str, device: str, out: Path, overrides: dict,
               notebook_dir: Path = NOTEBOOK_DIR) -> list[Plan]:
     """Check the whole request before anything runs and return one :class:`Plan` per chapter."""
@@ -205,6 +248,9 @@ def plan_runs(chapter: str, profile: str, device: str, out: Path, overrides: dic
         if unknown:
             raise ReproduceError(f"chapter {name} does not declare parameter(s) {unknown}; it declares "
                                  f"{sorted(declared)}")
+        defaults, examples = declared_values(available[name]), profile_examples(available[name])
+        for key, value in overrides.items():
+            check_override(name, key, value, defaults.get(key), examples.get(key))
         params = {"profile": profile, "device": device, "seed": declared.get("seed", 0) or 0}
         if isinstance(params["seed"], str):
             params["seed"] = int(params["seed"])

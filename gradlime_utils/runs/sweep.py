@@ -50,9 +50,16 @@ def parse_grid(items: list[str]) -> dict[str, list]:
     for item in items:
         key, value = parse_parameter(item)
         if isinstance(value, str) and value.startswith("[") and value.endswith("]"):
-            value = [parse_parameter(f"x={v.strip()}")[1] for v in value[1:-1].split(",") if v.strip()]
+            parts = [v.strip() for v in value[1:-1].split(",")]
+            if any(not v for v in parts) and value[1:-1].strip():
+                raise ReproduceError(f"grid axis {key!r} has an empty value in {value}: write {key}=[v1,v2,...]")
+            value = [parse_parameter(f"x={v}")[1] for v in parts if v]
         if not isinstance(value, list) or not value:
             raise ReproduceError(f"grid axis {key!r} needs a non-empty list of values, e.g. {key}=[1,2]")
+        seen = [json.dumps(v, sort_keys=True) for v in value]
+        repeated = sorted({v for v in seen if seen.count(v) > 1})
+        if repeated:
+            raise ReproduceError(f"grid axis {key!r} repeats {', '.join(repeated)}: each point runs once")
         if key in grid:
             raise ReproduceError(f"grid axis {key!r} is given twice")
         grid[key] = value
@@ -136,9 +143,12 @@ def run_sweep(points: list[tuple[dict, Plan]], scheduler: str | None = None, wor
         client = Client(cluster)
     else:
         cluster = None
+        if not re.fullmatch(r"(tcp|tls|inproc|ucx|ws|wss)://[^\s/:]+(:\d+)?/?", scheduler or ""):
+            raise ReproduceError(f"--scheduler must be a Dask scheduler address such as tcp://host:8786, got "
+                                 f"{scheduler!r}")
         try:
             client = Client(scheduler, timeout="20s")
-        except OSError as exc:
+        except (OSError, ValueError, TypeError) as exc:
             raise ReproduceError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from exc
     try:
         futures = {client.submit(run_chapter, plan, force=force, key=f"point-{point_id(point)}", pure=False): i
