@@ -64,6 +64,28 @@ MULTIPLICITY = "Benjamini-Hochberg"
 ALTERNATIVES = ("two-sided", "greater", "less")
 
 
+def _numeric(name: str, values) -> np.ndarray:
+    """``values`` as a float array, refusing text and objects with a TypeError naming ``name``."""
+    arr = np.asarray(values)
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must be numeric, got an array of {arr.dtype}")
+    return arr.astype(float)
+
+
+def _alpha(alpha) -> float:
+    if isinstance(alpha, bool) or not isinstance(alpha, (float, int, np.floating, np.integer)):
+        raise TypeError(f"alpha must be a number in (0, 1), got {alpha!r}")
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must lie in (0, 1), got {alpha!r}")
+    return float(alpha)
+
+
+def _band(band, name: str = "band") -> "ChanceBand":
+    if not isinstance(band, ChanceBand):
+        raise TypeError(f"{name} must be a ChanceBand (from chance_band), got {type(band).__name__}")
+    return band
+
+
 def mc_pvalue(value: float, null_values, alternative: str = "two-sided") -> float:
     """Monte Carlo p-value of ``value`` among B draws of its null, by rank (Davison & Hinkley 1997, Eq. 4.11).
 
@@ -75,7 +97,7 @@ def mc_pvalue(value: float, null_values, alternative: str = "two-sided") -> floa
     are left out; an undefined ``value`` gives NaN.
     """
     alternative = check_choice("alternative", alternative, ALTERNATIVES)
-    null = np.asarray(null_values, dtype=float)
+    null = _numeric("null_values", null_values)
     if null.ndim != 1:
         raise ValueError(f"null_values must be 1-D, got shape {null.shape}")
     if np.isinf(null).any():
@@ -129,7 +151,10 @@ def adjust_pvalues(pvalues, method: str = "bh") -> np.ndarray:
 def degenerate(null_values, rtol: float = 1e-9) -> bool:
     """True when the null's draws do not vary (every random map scores the same, as uniform maps do on
     Sparseness): such a band decides nothing, whatever a method scores."""
-    v = np.asarray(null_values, dtype=float)
+    v = _numeric("null_values", null_values).ravel()
+    if isinstance(rtol, bool) or not isinstance(rtol, (float, int, np.floating, np.integer)) \
+            or not (np.isfinite(rtol) and rtol >= 0):
+        raise ValueError(f"rtol must be a finite number >= 0, got {rtol!r}")
     v = v[np.isfinite(v)]
     return len(v) < 2 or float(np.ptp(v)) <= rtol * max(1.0, float(np.abs(v).max()))
 
@@ -145,6 +170,13 @@ class ChanceBand:
     draws: int
     level: float = 0.95
     values: tuple = ()
+
+    def __post_init__(self):
+        _level(self.level)
+        if isinstance(self.draws, bool) or not isinstance(self.draws, (int, np.integer)) or self.draws < 0:
+            raise ValueError(f"draws must be a non-negative integer, got {self.draws!r}")
+        if self.low > self.high:  # NaN bounds (too few draws) compare False and pass
+            raise ValueError(f"low must not exceed high, got low={self.low!r}, high={self.high!r}")
 
     @property
     def degenerate(self) -> bool:
@@ -169,6 +201,10 @@ class ChanceBand:
 def decide_one(value: float, p_adjusted: float, band: ChanceBand, alpha: float = ALPHA) -> str:
     """The verdict of one cell from its (adjusted) p-value: the side is where ``value`` lies from the null's
     median."""
+    _band(band)
+    alpha = _alpha(alpha)
+    if isinstance(value, (bool, str)) or np.ndim(value) != 0:
+        raise TypeError(f"value must be a real number, got {value!r}")
     if not np.isfinite(value):
         return "n/a"
     if band.degenerate:
@@ -188,6 +224,9 @@ def decide(values: Sequence[float], bands: Sequence[ChanceBand], alpha: float = 
     """
     if len(values) != len(bands):
         raise ValueError(f"values and bands must have equal lengths, got {len(values)} and {len(bands)}")
+    for k, b in enumerate(bands):
+        _band(b, f"bands[{k}]")
+    alpha = _alpha(alpha)
     raw = np.array([b.p_value(v) if np.isfinite(v) else np.nan for v, b in zip(values, bands)], dtype=float)
     adj = adjust_pvalues(raw, method)
     return [decide_one(v, a, b, alpha) for v, a, b in zip(values, adj, bands)], raw, adj
@@ -202,7 +241,7 @@ def chance_band(null_scores, level: float = 0.95, images=None) -> ChanceBand:
     so that a method whose map is undefined on some images (an empty map) is compared with random maps on the
     same images, never on a different set.
     """
-    s = np.asarray(null_scores, dtype=float)
+    s = _numeric("null_scores", null_scores)
     if s.ndim != 2 or len(s) < 2:
         raise ValueError(f"null_scores must be draws×images with at least 2 draws, got shape {s.shape}")
     if isinstance(level, bool) or not isinstance(level, (float, int)) or not 0 < level < 1:
@@ -226,6 +265,8 @@ def chance_band(null_scores, level: float = 0.95, images=None) -> ChanceBand:
 
 def bands_by_metric(null_scores: Mapping[str, np.ndarray], level: float = 0.95) -> dict[str, ChanceBand]:
     """:func:`chance_band` of every metric's draws×N scores."""
+    if not isinstance(null_scores, Mapping):
+        raise TypeError(f"null_scores must map each metric to its draws×N scores, got {type(null_scores).__name__}")
     return {metric: chance_band(s, level) for metric, s in null_scores.items()}
 
 
@@ -332,6 +373,10 @@ class Difference:
     undefined_b: int = 0
     p_undefined: float = float("nan")
     p: float = float("nan")  # two-sided p-value of "no difference", from the same construction as the interval
+
+    def __post_init__(self):
+        if self.low > self.high:  # an undefined interval (NaN bounds) compares False and passes
+            raise ValueError(f"low must not exceed high, got low={self.low!r}, high={self.high!r}")
 
     @property
     def decided(self) -> bool:
