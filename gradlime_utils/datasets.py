@@ -15,7 +15,7 @@ import torch
 from .cache import cache_dir, content_digest
 from .images import load_image
 from .runtime import record_input
-from .validation import check_choice, check_int
+from .validation import check_choice, check_int, check_seed
 
 DATASET_NAMES = ("mnist_3_vs_8", "oxford_pets", "cub_warbler_sparrow", "image_folder")
 SPLITS = ("train", "test")
@@ -378,6 +378,7 @@ def load_binary_dataset(name: str = "mnist_3_vs_8", split: str = "train", *, roo
         CUB only: the first ``species`` warbler and sparrow species by CUB class id (GAD §5: "20 species each";
         CUB has 25 and 21); None takes every species.
     """
+    seed = check_seed(seed)
     if species is not None:
         species = check_int("species", species, 1)
     _check_split(split)

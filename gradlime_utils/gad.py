@@ -121,6 +121,9 @@ def null_labels(labels: np.ndarray, null: str | None, seed: int = 0) -> np.ndarr
         return labels
     if null not in NULL_CONTROLS:
         raise ValueError(f"null must be None or one of {NULL_CONTROLS}, got {null!r}")
+    if len(np.unique(labels)) < 2:  # a permutation of one class is the labels themselves: no null at all
+        raise ValueError(f"labels hold one class only ({np.unique(labels).tolist()}): a shuffled-label null needs "
+                         f"both classes, or it equals the real models")
     # its own stream (seed + a constant), so that the permutation does not repeat the training shuffle
     return np.random.default_rng([seed, 0x6E756C6C]).permutation(labels)
 

@@ -17,7 +17,7 @@ from scipy.stats import spearmanr
 
 from .models import ModelBundle
 from .neighborhood import render_masks
-from .validation import check_finite, check_int, check_rgb_image, ranking
+from .validation import check_finite, check_int, check_rgb_image, check_segments, ranking
 
 
 def _as_map(name: str, heatmap, shape=None) -> np.ndarray:
@@ -67,10 +67,7 @@ def rank_agreement(a: np.ndarray, b: np.ndarray) -> float:
 
 def _image_and_segments(image, segments) -> tuple[np.ndarray, np.ndarray]:
     image = check_rgb_image(image)
-    segments = np.asarray(segments)
-    if segments.shape != image.shape[:2]:
-        raise ValueError(f"segments has shape {segments.shape}, the image {image.shape[:2]}")
-    return image, segments
+    return image, check_segments(segments, image.shape[:2])  # integer ids >= 0: every superpixel is occluded
 
 
 def _predictor(model) -> Callable[[np.ndarray], np.ndarray]:

@@ -340,6 +340,13 @@ def _null_cases():
         ("table1 methods string", lambda: _gad_table("table1", methods="saliency"), TypeError,
          "methods must be a list"),
         ("seed_paired_p lengths", lambda: ev.seed_paired_p([1.0, 2.0], [1.0]), ValueError, "equal length"),
+        ("gad null one class", lambda: __import__("gradlime_utils.gad", fromlist=["x"]).null_labels(
+            np.zeros(10, int), "shuffled_labels", 0), ValueError, "labels hold one class only"),
+        ("load_binary_dataset seed -1", lambda: gu.load_binary_dataset("mnist_3_vs_8", seed=-1), ValueError,
+         "seed must be"),
+        ("occlusion_drops negative ids", lambda: __import__("gradlime_utils.map_metrics", fromlist=["x"])
+         .occlusion_drops(lambda x: np.ones((len(x), 2)) / 2, np.zeros((4, 5, 3), np.uint8),
+                          np.full((4, 5), -1), 0), ValueError, "segments labels must be >= 0"),
         ("degenerate strings", lambda: nulls.degenerate(["a", "b"]), TypeError, "null_values must be numeric"),
         ("degenerate rtol", lambda: nulls.degenerate([1.0, 2.0], rtol=-1), ValueError, "rtol must be"),
         ("mc_pvalue strings", lambda: nulls.mc_pvalue(1.0, ["a", "b"]), TypeError, "null_values must be numeric"),
