@@ -71,14 +71,46 @@ def test_every_chapter_opens_on_colab_with_the_same_first_cell(repo_root):
     assert notebooks and colab.main(["--check", *map(str, notebooks)]) == 0
     for path in notebooks:
         cells = [c for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code"]
-        assert "".join(cells[0]["source"]) == colab.CELL_SOURCE, path.name
+        assert "".join(cells[0]["source"]) == colab.cell_source(), path.name
         assert "parameters" in cells[1]["metadata"].get("tags", []), path.name  # papermill's cell comes next
     config = yaml.safe_load((repo_root / "_config.yml").read_text())
-    assert config["repository"]["url"] == colab.REPOSITORY and config["launch_buttons"]["colab_url"]
+    assert config["repository"]["url"] == colab.repository() and config["launch_buttons"]["colab_url"]
     bare = {"cells": [c for c in json.loads(notebooks[0].read_text())["cells"]
                       if colab.TAG not in c["metadata"].get("tags", [])]}
     assert not colab.has_colab_cell(bare) and colab.has_colab_cell(colab.with_colab_cell(bare))
     assert colab.with_colab_cell(colab.with_colab_cell(bare)) == colab.with_colab_cell(bare)  # never twice
+
+
+def test_the_repository_address_is_one_setting(repo_root, tmp_path):
+    """_config.yml's repository url is the only place the address is written: every Colab cell, and the clone
+    commands of the README and the reproducing page, use it; a fork that changes it and runs the colab tool gets
+    cells with its own address, and --check fails until it does."""
+    import json
+    import re
+    import shutil
+
+    from gradlime_utils import colab
+
+    url = colab.repository()
+    texts = {p: p.read_text() for p in [*repo_root.glob("*.md"), *repo_root.glob("book/*.md"),
+                                         *repo_root.glob("notebooks/*.ipynb"), *repo_root.glob("gradlime_utils/*.py"),
+                                         *repo_root.glob(".github/workflows/*.yml")]}
+    addresses = {m for text in texts.values() for m in re.findall(r"https://github\.com/[\w.-]+/[\w.-]+", text)}
+    assert addresses <= {url}, f"repository addresses other than _config.yml's: {addresses - {url}}"
+    assert f"git clone {url}" in (repo_root / "book" / "reproducing.md").read_text()
+    fork = tmp_path / "fork"
+    (fork / "notebooks").mkdir(parents=True)
+    config = (repo_root / "_config.yml").read_text().replace(url, "https://github.com/someone/my-fork")
+    (fork / "_config.yml").write_text(config)
+    shutil.copy(repo_root / "notebooks" / "01_lime.ipynb", fork / "notebooks")
+    nb = fork / "notebooks" / "01_lime.ipynb"
+    args = ["--config", str(fork / "_config.yml"), str(nb)]
+    assert colab.main(["--check", *args]) == 1  # the cell still names the old address
+    assert colab.main(args) == 0 and colab.main(["--check", *args]) == 0
+    first = next(c for c in json.loads(nb.read_text())["cells"] if c["cell_type"] == "code")
+    assert "git+https://github.com/someone/my-fork" in "".join(first["source"])
+    (fork / "_config.yml").write_text("repository: {url: not-an-address}\n")
+    assert colab.main(args) == 2
 
 
 def test_chapter_code_cells_stay_short_and_narrow(repo_root):
