@@ -69,6 +69,14 @@ def finish_figure(fig, title: str | None = None, path=None, dpi: int = 110, font
     return fig
 
 
+class Glued(dict):
+    """The texts :func:`glue` handed to the page: a dict that shows nothing when it ends a notebook cell (its
+    numbers belong in the prose, never as a raw dict on the page)."""
+
+    def _ipython_display_(self):
+        return None
+
+
 def glue(values: Mapping[str, object], fmt: str = "") -> dict[str, str]:
     """Hand this run's numbers to the chapter's prose: each ``name: value`` becomes the Markdown text
     ``format(value, fmt)`` that the page cites as ``{glue:md}`name```, so a sentence in a Markdown cell quotes the
@@ -77,7 +85,7 @@ def glue(values: Mapping[str, object], fmt: str = "") -> dict[str, str]:
     Outside a Jupyter Book build without ``myst_nb`` (a plain papermill run of the core package) nothing is glued;
     the texts are returned either way.
     """
-    texts = {}
+    texts = Glued()
     for name, value in values.items():
         if isinstance(value, (float, np.floating)) and not np.isfinite(value):
             raise ValueError(f"values[{name!r}] must be finite, got {value}")

@@ -4,7 +4,8 @@ Per page: every <img> loaded, zero console errors, zero failed requests, zero re
 127.0.0.1, no traceback or error output in executed cells, math typeset where there is math, widgets
 rendered where there are widgets, and nothing hidden past the text column at 1280 px: no table, no code,
 no printed output and no shell command wider than the column (a chapter's code lines stay within 88
-characters, which tests/test_packaging.py holds). One screenshot per page. Exit status 1 if any page fails.
+characters, which tests/test_packaging.py holds); no progress bar or raw Python dict in an output, and no table
+cell whose "±" breaks over two lines. One screenshot per page. Exit status 1 if any page fails.
 """
 from __future__ import annotations
 
@@ -75,6 +76,29 @@ WIDTH_PROBE = """() => {
   return wide;
 }"""
 
+# What a reader should never see on a page: a progress bar or a raw Python dict printed by a cell, and a table cell
+# with a "±" whose text breaks over two lines (a number and its interval torn apart).
+CONTENT_PROBE = """() => {
+  const art = document.querySelector('article.bd-article') || document.querySelector('article') || document.body;
+  const found = [];
+  const text = e => e.innerText.replace(/\\s+/g, ' ').trim().slice(0, 60);
+  for (const o of art.querySelectorAll('.cell_output, .output')) {
+    if (o.parentElement && o.parentElement.closest('.cell_output, .output')) continue;
+    const t = o.innerText;
+    if (/\\d+%\\|[^|\\n]*\\||\\d+\\/\\d+ \\[\\d+:\\d+|\\d\\s?(it|s)\\/(s|it)\\]/.test(t))
+      found.push(`progress bar in an output: ${text(o)}`);
+    if (/\\{'[^'\\n]{1,40}': /.test(t)) found.push(`raw dict printed in an output: ${text(o)}`);
+  }
+  for (const cell of art.querySelectorAll('td, th')) {
+    if (cell.offsetParent === null || !cell.innerText.includes('±')) continue;
+    const range = document.createRange();
+    range.selectNodeContents(cell);
+    const tops = new Set([...range.getClientRects()].filter(r => r.width > 0).map(r => Math.round(r.top)));
+    if (tops.size > 1) found.push(`"±" cell wraps over ${tops.size} lines: ${text(cell)}`);
+  }
+  return found;
+}"""
+
 VISIBLE_WIDGET_IMAGES = """() => [...document.querySelectorAll('img.widget-image, .widget-image img, .jupyter-widgets img')]
     .filter(i => i.offsetParent !== null && i.getBoundingClientRect().width > 0).map(i => i.src)"""
 
@@ -139,6 +163,7 @@ def check_page(browser, base: str, rel: str, shot: Path | None) -> tuple[list[st
         problems.append(f"{info['widgetViews']} widget view(s) embedded but none rendered")
     if rel.split("/")[-1] not in WIDTH_EXEMPT:
         problems += page.evaluate(WIDTH_PROBE)
+    problems += page.evaluate(CONTENT_PROBE)
     slider_problems, moved = check_sliders(page)
     problems += slider_problems
     if shot is not None:

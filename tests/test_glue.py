@@ -39,3 +39,17 @@ def test_every_glued_reference_in_a_chapter_is_glued_by_that_chapter():
         missing = [k for k in cited if f'"{k}"' not in code and not any(re.fullmatch(t, k) for t in templates)]
         assert cited, f"{path.name}: the prose cites no number of its own run"
         assert missing == [], f"{path.name} cites unglued {missing}"
+
+
+def test_a_glue_call_ending_a_cell_shows_no_raw_dict():
+    """`gu.glue({...})` as a cell's last line used to print `{'stab_n': '500', ...}` on the page: its result now
+    formats to no data at all, which a Jupyter kernel does not send (a plain dict still formats as text)."""
+    code = ("from IPython.core.interactiveshell import InteractiveShell; sh = InteractiveShell.instance();"
+            "from IPython.utils.capture import capture_output\n"
+            "with capture_output() as c: sh.run_cell(\"from gradlime_utils.plotting import glue; glue({'n': 500})\")\n"
+            "print('STDOUT=' + repr(c.stdout) + ' DATA=' + repr([o.data for o in c.outputs]))")
+    printed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "DATA=" in printed and "'n': '500'" not in printed, printed
+    code_dict = code.replace("glue({'n': 500})", "dict(n='500')")
+    shown = subprocess.run([sys.executable, "-c", code_dict], capture_output=True, text=True, check=True).stdout
+    assert "'n': '500'" in shown  # the check itself sees a dict that ends a cell

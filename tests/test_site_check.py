@@ -1,5 +1,5 @@
 """The site check (scripts/check_site.py) catches what it is there to catch: a table, code or printed output
-past the text column at 1280 px."""
+past the text column at 1280 px, a progress bar or a raw dict in an output, a "±" cell broken over two lines."""
 import shutil
 import sys
 from pathlib import Path
@@ -43,3 +43,31 @@ def test_tables_code_and_outputs_past_the_column_fail(tmp_path, body, css, wide)
     finally:
         server.shutdown()
     assert sum("past the column" in p for p in problems) == wide and moved == 0, problems
+
+
+PROGRESS = "<div class='cell_output'><pre>faithfulness: 45%|████▌     | 9/20 [00:03<00:04,  2.41it/s]</pre></div>"
+RAW_DICT = "<div class='cell_output'><pre>{'stab_n': '500', 'seeds': 4}</pre></div>"
+WRAPPED = "<table><tr><td style='width: 40px'>0.27 ± 0.25 ▲</td><td>x</td></tr></table>"
+PROSE = "<p>A dict such as {'a': 1} in prose, and 10/20 [00:01 in text, are not outputs.</p>"
+
+
+@pytest.mark.parametrize("body, expected", [
+    (NARROW + PROSE, []),
+    (PROGRESS, ["progress bar in an output"]),
+    (RAW_DICT, ["raw dict printed in an output"]),
+    (WRAPPED, ['"±" cell wraps over']),
+])
+def test_progress_bars_raw_dicts_and_wrapped_intervals_fail(tmp_path, body, expected):
+    (tmp_path / "index.html").write_text(PAGE.format(css="", body=body))
+    from playwright.sync_api import sync_playwright
+
+    server, base = check_site.serve(tmp_path)
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=check_site.CHROMIUM_FLAGS)
+            problems, _ = check_site.check_page(browser, base, "index.html", None)
+            browser.close()
+    finally:
+        server.shutdown()
+    kinds = [p for p in problems if "past the column" not in p]
+    assert len(kinds) == len(expected) and all(e in k for e, k in zip(expected, kinds)), problems
