@@ -54,7 +54,7 @@ from .gradcam import gradcam
 from .models import ModelBundle
 from .neighborhood import sample_neighborhood, segment_image
 from .paper import default_imagenet_val
-from .plotting import finish_figure
+from .plotting import NBSP, finish_figure, pm
 from .runtime import by_profile
 from .shapes_benchmark import oracle_map, train_shapes_cnn
 from .stability import stability_summary
@@ -748,11 +748,11 @@ def banded_frame(rows: Sequence[dict], metrics: Sequence[str], bands: Mapping[st
         mean, ci = r[m], r[f"{m} ci95"]
         if not np.isfinite(mean):
             return "nan"
-        text = f"{mean:.{digits}f}" + (f" ± {ci:.{digits}f}" if np.isfinite(ci) else "")
-        mark = {"above": " ▲", "below": " ▼"}.get(r.get(f"{m} vs chance"), "")
+        text = pm(mean, ci, digits)
+        mark = {"above": "▲", "below": "▼"}.get(r.get(f"{m} vs chance"), "")
         if r.get(f"{m} vs chance") == "unchecked":
-            mark = " △" if mean > np.median(r.get(f"{m} band", (0, 0))) else " ▽"
-        return text + mark + (" *" if _starred(r, m) else "")
+            mark = "△" if mean > np.median(r.get(f"{m} band", (0, 0))) else "▽"
+        return NBSP.join(filter(None, (text, mark, "*" if _starred(r, m) else "")))
 
     table = {r["method"]: {m: cell(r, m) for m in metrics} for r in rows}
     for kind, per_metric in bands.items():

@@ -21,7 +21,7 @@ from .images import to_rgb_uint8
 from .metrics.nulls import adjust_pvalues, mc_pvalue
 from .mnist_cnn import fit_mnist_cnn, mnist_to_tensor
 from .neighborhood import sample_neighborhood
-from .plotting import finish_figure
+from .plotting import finish_figure, pm
 from .stats import mean_ci
 from .surrogate import explain_lime, superpixel_means
 from .validation import check_finite, check_int, ranking, derive_seed
@@ -282,7 +282,7 @@ def kar_numbers(row: dict) -> dict:
 
 
 def _difference(d: dict) -> str:
-    return f"{d['difference']:+.3f} ± {d['ci95']:.3f}" if np.isfinite(d["ci95"]) else f"{d['difference']:+.3f}"
+    return pm(d["difference"], d["ci95"], 3, signed=True)
 
 
 def kar_frame(rows: list[dict]):

@@ -69,6 +69,16 @@ def finish_figure(fig, title: str | None = None, path=None, dpi: int = 110, font
     return fig
 
 
+NBSP = "\u00a0"
+
+
+def pm(mean: float, half: float, digits: int = 2, signed: bool = False) -> str:
+    """"mean ± half" joined by non-breaking spaces, so that a table cell never splits a number from its
+    interval (the site check fails a "±" cell that wraps); just the mean when the half-width is undefined."""
+    head = f"{mean:+.{digits}f}" if signed else f"{mean:.{digits}f}"
+    return head + (f"{NBSP}±{NBSP}{half:.{digits}f}" if np.isfinite(half) else "")
+
+
 class Glued(dict):
     """The texts :func:`glue` handed to the page: a dict that shows nothing when it ends a notebook cell (its
     numbers belong in the prose, never as a raw dict on the page)."""

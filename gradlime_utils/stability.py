@@ -11,7 +11,7 @@ import pandas as pd
 from scipy.stats import spearmanr
 
 from .neighborhood import Neighborhood, sample_neighborhood, segment_image
-from .plotting import save_figure
+from .plotting import pm, save_figure
 from .stats import mean_ci
 from .surrogate import SurrogateExplanation, explain_gradlime, explain_lime, superpixel_activation
 
@@ -186,7 +186,7 @@ def stability_summary(rows: Sequence[dict], columns: Sequence[str] = ("jaccard_s
         row = {"method": method, "N": n, "images": len(group)}
         for c in columns:
             mean, half = mean_ci(group[c].to_numpy())
-            row[c] = f"{mean:.2f}" + (f" ± {half:.2f}" if np.isfinite(half) else "")
+            row[c] = pm(mean, half)
         out.append(row)
     return pd.DataFrame(out).sort_values(["N", "method"], kind="stable").reset_index(drop=True)
 
@@ -237,7 +237,7 @@ def describe_stability(rows: Sequence[dict]) -> list[str]:
     def stat(method, column, size):
         values = frame[(frame["method"] == method) & (frame["N"] == size)][column].to_numpy()
         mean, half = mean_ci(values)
-        return f"{mean:.2f}" + (f" ± {half:.2f}" if np.isfinite(half) else "")
+        return pm(mean, half)
 
     methods = ["LIME", "GradLIME (feature)", "GradLIME (shuffled prior)"]
     rep = ", ".join(f"{m} {stat(m, 'jaccard_seeds', n)}" for m in methods)
