@@ -89,12 +89,20 @@ CONTENT_PROBE = """() => {
       found.push(`progress bar in an output: ${text(o)}`);
     if (/\\{'[^'\\n]{1,40}': /.test(t)) found.push(`raw dict printed in an output: ${text(o)}`);
   }
+  // in a table cell, every "number ± number" must sit on one line (the rest of a long cell may wrap)
+  const pattern = /[-+−]?\\d[\\d.,]*[\\s\\u00a0]*±[\\s\\u00a0]*\\d[\\d.,]*/g;
   for (const cell of art.querySelectorAll('td, th')) {
     if (cell.offsetParent === null || !cell.innerText.includes('±')) continue;
-    const range = document.createRange();
-    range.selectNodeContents(cell);
-    const tops = new Set([...range.getClientRects()].filter(r => r.width > 0).map(r => Math.round(r.top)));
-    if (tops.size > 1) found.push(`"±" cell wraps over ${tops.size} lines: ${text(cell)}`);
+    const walker = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+      for (const m of node.data.matchAll(pattern)) {
+        const range = document.createRange();
+        range.setStart(node, m.index);
+        range.setEnd(node, m.index + m[0].length);
+        const tops = new Set([...range.getClientRects()].filter(r => r.width > 0).map(r => Math.round(r.top)));
+        if (tops.size > 1) found.push(`"±" interval broken over two lines in a table cell: ${m[0]} (${text(cell)})`);
+      }
+    }
   }
   return found;
 }"""

@@ -48,6 +48,9 @@ def test_tables_code_and_outputs_past_the_column_fail(tmp_path, body, css, wide)
 PROGRESS = "<div class='cell_output'><pre>faithfulness: 45%|████▌     | 9/20 [00:03<00:04,  2.41it/s]</pre></div>"
 RAW_DICT = "<div class='cell_output'><pre>{'stab_n': '500', 'seeds': 4}</pre></div>"
 WRAPPED = "<table><tr><td style='width: 40px'>0.27 ± 0.25 ▲</td><td>x</td></tr></table>"
+# a long cell may wrap between its intervals, never inside one (non-breaking spaces, gradlime_utils.plotting.pm)
+LONG_CELL = ("<table><tr><td style='width: 120px'>" + "; ".join(["LIME 0.27\u00a0±\u00a00.25"] * 4) +
+             "</td></tr></table>")
 PROSE = "<p>A dict such as {'a': 1} in prose, and 10/20 [00:01 in text, are not outputs.</p>"
 
 
@@ -55,7 +58,8 @@ PROSE = "<p>A dict such as {'a': 1} in prose, and 10/20 [00:01 in text, are not 
     (NARROW + PROSE, []),
     (PROGRESS, ["progress bar in an output"]),
     (RAW_DICT, ["raw dict printed in an output"]),
-    (WRAPPED, ['"±" cell wraps over']),
+    (WRAPPED, ['"±" interval broken over two lines']),
+    (LONG_CELL, []),
 ])
 def test_progress_bars_raw_dicts_and_wrapped_intervals_fail(tmp_path, body, expected):
     (tmp_path / "index.html").write_text(PAGE.format(css="", body=body))

@@ -29,6 +29,7 @@ from ..evolime import null_counts
 from ..gad_eval import PAPER_TABLE1, PAPER_TABLE2
 from ..heatmap import HEATMAP_METHODS, agreement_beyond_chance, insertion_beyond_random, insertion_resolution
 from ..normlime import above_random
+from ..plotting import pm
 from ..stats import mean_ci
 from .reproduce import sha256_file
 
@@ -141,7 +142,7 @@ def _evaluation(keys: tuple[str, ...], metric: str) -> Callable[[Path], str]:
         for method in keys[1:]:
             r = rows.get(method)
             if r and r.get(metric) is not None:
-                cells.append(f"{method} {r[metric]:.2f} ± {r.get(f'{metric} ci95') or float('nan'):.2f} "
+                cells.append(f"{method} {pm(r[metric], r.get(f'{metric} ci95') or float('nan'))} "
                              f"(chance {_band_text(r.get(f'{metric} band'))})")
         return f"{metric} on {len(d['images'])} images ({d['model']}, N = {d['num_samples']}): " + "; ".join(cells)
     return read
@@ -181,7 +182,7 @@ def _localisation(d: dict) -> str:
     models = d["localisation_models"]
     return (f"tie-fair Pointing Game on {d['benchmark']['n']} benchmark images, mean ± 95% CI over "
             f"{len(models)} training seeds: " + "; ".join(
-                f"{m} {rows[m]['PointingGame']:.2f} ± {rows[m]['PointingGame ci95']:.2f}" for m in pick) +
+                f"{m} {pm(rows[m]['PointingGame'], rows[m]['PointingGame ci95'])}" for m in pick) +
             "; models (SHA-256, test accuracy): " + ", ".join(
                 f"`{r['checkpoint_sha256'][:12]}` {r['test_accuracy']:.2f}" for r in models))
 
@@ -200,7 +201,7 @@ def _localisation_null(d: dict) -> str:
 def _stability_stats(d: dict, method: str, n: int, column: str) -> str:
     values = [r[column] for r in d["stability"] if r["method"] == method and r["N"] == n and r[column] is not None]
     mean, half = mean_ci(np.asarray(values, dtype=float))
-    return f"{mean:.2f}" + (f" ± {half:.2f}" if half == half else "")
+    return pm(mean, half)
 
 
 @_reads("evaluation_tables.json", "stability_summary")
@@ -264,7 +265,7 @@ def _kar_null(d: dict) -> str:
         return "random rankings' 95% range of an earlier run (not calibrated); rerun for verdicts"
     cells = []
     for r in d["comparison"]:
-        diffs = "; ".join(f"NormLIME − {x['reference']} {x['difference']:+.3f} ± {x['ci95']:.3f}"
+        diffs = "; ".join(f"NormLIME − {x['reference']} {pm(x['difference'], x['ci95'], 3, signed=True)}"
                           for x in r["differences"])
         state = ("undecided" if r.get("NormLIME vs random") == "undecided" else
                  ", ".join(above_random(r)) or "none")
