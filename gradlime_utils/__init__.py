@@ -18,7 +18,7 @@ from .runtime import (DEVICES, PROFILES, by_profile, check_profile, environment_
 from .stability import (StabilityCurve, describe_stability, plot_stability, seeded_neighborhoods, stability_curve, stability_study,
                         stability_summary)
 from .surrogate import MODES, SurrogateExplanation, explain_gradlime, explain_lime, superpixel_activation
-from .plotting import glue
+from .plotting import CMAPS, glue
 from .widgets import slider_figure
 
 __version__ = "0.1.0"
@@ -33,5 +33,5 @@ __all__ = [
     "explain_gradlime", "explain_lime", "gradcam", "imagenet_class_names", "load_binary_dataset",
     "load_checkpoint", "load_image", "load_model", "mnist_arrays", "resolve_device", "sample_neighborhood",
     "segment_image", "set_seed", "slider_figure", "stability_curve", "StabilityCurve", "stability_study", "stability_summary", "seeded_neighborhoods",
-    "plot_stability", "describe_stability", "write_json", "write_rows", "superpixel_activation", "glue",
+    "plot_stability", "describe_stability", "write_json", "write_rows", "superpixel_activation", "glue", "CMAPS",
 ]

@@ -54,7 +54,7 @@ from .gradcam import gradcam
 from .models import ModelBundle
 from .neighborhood import sample_neighborhood, segment_image
 from .paper import default_imagenet_val
-from .plotting import NBSP, finish_figure, pm
+from .plotting import CMAPS, NBSP, finish_figure, pm
 from .runtime import by_profile
 from .shapes_benchmark import oracle_map, train_shapes_cnn
 from .stability import stability_summary
@@ -851,7 +851,7 @@ def plot_method_maps(image: np.ndarray, title: str, maps: Mapping[str, np.ndarra
     for ax, (name, a) in zip(axes[1:], maps.items()):
         lim = np.abs(a[0]).max() or 1.0
         signed = a[0].min() < 0
-        ax.imshow(a[0], cmap="RdBu_r" if signed else "magma", vmin=-lim if signed else 0, vmax=lim)
+        ax.imshow(a[0], cmap=CMAPS["signed"] if signed else CMAPS["map"], vmin=-lim if signed else 0, vmax=lim)
         ax.set_title(name, fontsize=8)
     for ax in axes:
         ax.set_axis_off()
@@ -869,7 +869,7 @@ def plot_localisation_maps(test_set, maps: Mapping[str, np.ndarray], methods: Se
         axes[r, 0].imshow(test_set.images[i])
         axes[r, 0].set_title(test_set.class_names[test_set.labels[i]], fontsize=8)
         for c, m in enumerate(methods, start=1):
-            axes[r, c].imshow(maps[m][i], cmap="magma")
+            axes[r, c].imshow(maps[m][i], cmap=CMAPS["map"])
             axes[r, c].contour(test_set.masks[i], levels=[0.5], colors="c", linewidths=0.6)
             if scores is not None:
                 point, rank = (float(scores[m][k][i]) for k in ("PointingGame", "RelevanceRankAccuracy"))

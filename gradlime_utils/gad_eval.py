@@ -33,7 +33,7 @@ from .hull_metrics import (
 )
 from .metrics.nulls import ALPHA, decide_intervals, paired_difference, welch_difference
 from .models import load_model
-from .plotting import finish_figure, save_figure
+from .plotting import CMAPS, finish_figure, save_figure
 from .validation import check_int, derive_seed
 
 
@@ -547,16 +547,16 @@ def plot_support_maps(image: np.ndarray, maps: Mapping[int, object], class_names
     fig2, axes = plt.subplots(1, 3, figsize=(7, 2.6))
     axes[0].imshow(image); axes[0].set_title("input", fontsize=9)
     for t in (0, 1):
-        axes[t + 1].imshow(maps[t].original[0], cmap="gray_r")
+        axes[t + 1].imshow(maps[t].original[0], cmap=CMAPS["map"])
         axes[t + 1].set_title(f"IG, class {class_names[t]}", fontsize=9)
     for ax in axes:
         ax.set_axis_off()
     fig3, axes = plt.subplots(2, len(alphas) + 1, figsize=(2.1 * (len(alphas) + 1), 4.6))
     for t in (0, 1):
         for k, a in enumerate(alphas):
-            axes[t, k].imshow(maps[t].per_model[k, 0], cmap="gray_r")
+            axes[t, k].imshow(maps[t].per_model[k, 0], cmap=CMAPS["map"])
             axes[t, k].set_title(("f0" if a == 0 else f"f{a:g}") + f", {class_names[t]}", fontsize=8)
-        axes[t, -1].imshow(maps[t].gad[0], cmap="gray_r"); axes[t, -1].set_title("GAD (min)", fontsize=8)
+        axes[t, -1].imshow(maps[t].gad[0], cmap=CMAPS["map"]); axes[t, -1].set_title("GAD (min)", fontsize=8)
     for ax in axes.ravel():
         ax.set_axis_off()
     fig2.suptitle(f"Figure 2 ({note}): IG of the original model for each class", fontsize=10)
@@ -595,7 +595,7 @@ def plot_hull(image: np.ndarray, attribution: np.ndarray, hull, name: str = "GAD
     """Figure 4 of the GAD paper: an attribution map, and beside it the image with the map's convex hull
     (``hull``, from :func:`convex_hull_mask`) and the points it encloses."""
     fig, axes = plt.subplots(1, 2, figsize=(5.4, 2.8))
-    axes[0].imshow(attribution, cmap="gray_r"); axes[0].set_title(f"{name} map", fontsize=9)
+    axes[0].imshow(attribution, cmap=CMAPS["map"]); axes[0].set_title(f"{name} map", fontsize=9)
     axes[1].imshow(image); axes[1].contour(hull.mask, levels=[0.5], colors="lime")
     axes[1].scatter(*np.argwhere(hull.points)[:, ::-1].T, s=2, c="red")
     axes[1].set_title(f"hull of {hull.points.sum()} points: {hull.area} px", fontsize=9)
@@ -612,8 +612,8 @@ def plot_methods(maps: Mapping[str, object], predicted: Sequence[int], class_nam
     fig, axes = plt.subplots(2 * len(methods), n, figsize=(1.6 * n, 1.6 * 2 * len(methods)), squeeze=False)
     for r, m in enumerate(methods):
         for c in range(n):
-            axes[2 * r, c].imshow(maps[m].original[c], cmap="gray_r")
-            axes[2 * r + 1, c].imshow(maps[m].gad[c], cmap="gray_r")
+            axes[2 * r, c].imshow(maps[m].original[c], cmap=CMAPS["map"])
+            axes[2 * r + 1, c].imshow(maps[m].gad[c], cmap=CMAPS["map"])
         axes[2 * r, 0].set_ylabel(f"{SHORT_NAMES[m]} orig", fontsize=8)
         axes[2 * r + 1, 0].set_ylabel(f"{SHORT_NAMES[m]} GAD", fontsize=8)
     for c, p in enumerate(predicted):
@@ -654,7 +654,7 @@ def schedule_explorer(support: SupportModels, image: np.ndarray, target: int, me
         gad = combine_maps(cached.per_model[rows], combine, keep_fraction)[0]
         original, hull = convex_hull_mask(cached.original[0], keep_fraction), convex_hull_mask(gad, keep_fraction)
         fig, ax = plt.subplots(1, 2, figsize=(5.6, 2.9))
-        ax[0].imshow(gad, cmap="gray_r"); ax[0].set_title(f"GAD map ({combine})", fontsize=9)
+        ax[0].imshow(gad, cmap=CMAPS["map"]); ax[0].set_title(f"GAD map ({combine})", fontsize=9)
         ax[1].imshow(image)
         for h, colour in ((original, "red"), (hull, "lime")):
             if h.defined:

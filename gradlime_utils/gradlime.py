@@ -15,7 +15,8 @@ import numpy as np
 from .gradcam import gradcam
 from .models import ModelBundle, load_model
 from .neighborhood import Neighborhood, sample_neighborhood
-from .plotting import finish_figure, save_figure, show_activation, show_explanation, show_heatmap, show_segments
+from .plotting import (CMAPS, finish_figure, save_figure, show_activation, show_explanation, show_heatmap,
+                       show_segments)
 from .surrogate import SurrogateExplanation, explain_gradlime, explain_lime
 
 
@@ -47,7 +48,7 @@ def compare_black_boxes(names: Sequence[str], image: np.ndarray, num_samples: in
             hood = sample_neighborhood(bundle, image, num_samples=num_samples, seed=seed)
         c = hood.top_label
         cam = gradcam(bundle, image, c)
-        rows.append(Comparison(image, f"Original - {name}: {c}", c, explain_lime(hood, c),
+        rows.append(Comparison(image, f"{name}: {bundle.class_names[c]}", c, explain_lime(hood, c),
                                explain_gradlime(hood, c, cam.heatmap), cam.layer_maps[bundle.cam_layers[0]]))
     return rows
 
@@ -70,17 +71,22 @@ def compare_images(bundle: ModelBundle, hoods: Mapping[str, Neighborhood]) -> li
     for name, hood in hoods.items():
         c = hood.top_label
         cam = gradcam(bundle, hood.image, c).heatmap
-        rows.append(Comparison(hood.image, f"Original - {bundle.name}: {c}", c, explain_lime(hood, c),
+        rows.append(Comparison(hood.image, f"{bundle.name}: {bundle.class_names[c]}", c, explain_lime(hood, c),
                                explain_gradlime(hood, c, cam)))
     return rows
 
 
-def plot_comparison(rows: Sequence[Comparison], title: str = "", path=None, curves: bool = False):
+def plot_comparison(rows: Sequence[Comparison], title: str = "", path=None, curves: bool = False,
+                    weights: bool = False):
     """The GradLIME paper's figure grid: per row the photo, the layer's activation (when the rows carry one), LIME
-    and GradLIME over all superpixels (green for, red against), and with ``curves`` the weights per superpixel
-    (LIME's b, GradLIME's w as the repository plots it, and b = a·w). Saved as PNG and PDF to ``path``."""
+    and GradLIME over all superpixels (green for, red against: the repository's rendering, which shows only
+    signs), with ``weights`` GradLIME's effect b_j painted on each superpixel on one signed scale shared by every
+    row (so rows whose coefficients differ look different, where the sign rendering can look the same), and with
+    ``curves`` the weights per superpixel (LIME's b, GradLIME's w as the repository plots it, and b = a·w). Saved
+    as PNG and PDF to ``path``."""
     columns = ["image"] + (["activation"] if rows and rows[0].activation is not None else []) + \
-        ["lime", "gradlime"] + (["curves"] if curves else [])
+        ["lime", "gradlime"] + (["weights"] if weights else []) + (["curves"] if curves else [])
+    lim = max((float(np.abs(r.gradlime.coef).max()) for r in rows), default=0.0) or 1.0
     fig, axes = plt.subplots(len(rows), len(columns), figsize=(2.8 * len(columns) + 0.2, 2.9 * len(rows)),
                              squeeze=False)
     for r, row in enumerate(rows):
@@ -89,10 +95,15 @@ def plot_comparison(rows: Sequence[Comparison], title: str = "", path=None, curv
             if column == "image":
                 ax.imshow(row.image); ax.set_title(row.title, fontsize=9); ax.set_axis_off()
             elif column == "activation":
-                ax.imshow(row.activation); ax.set_title(row.activation_title, fontsize=9); ax.set_axis_off()
+                ax.imshow(row.activation, cmap=CMAPS["map"]); ax.set_title(row.activation_title, fontsize=9)
+                ax.set_axis_off()
             elif column in ("lime", "gradlime"):
                 show_explanation(ax, getattr(row, column), row.image, m, positive_only=False,
-                                 title="LIME" if column == "lime" else "GradLIME (ours)")
+                                 title="LIME" if column == "lime" else "GradLIME (signs)")
+            elif column == "weights":
+                image = ax.imshow(row.gradlime.weight_map(), cmap=CMAPS["signed"], vmin=-lim, vmax=lim)
+                ax.set_title("GradLIME b per superpixel", fontsize=9); ax.set_axis_off()
+                fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
             else:
                 ids = np.arange(m)
                 ax.plot(ids, row.lime.coef, label="LIME b", lw=1.2)
@@ -123,14 +134,14 @@ def plot_framework(hood: Neighborhood, label: int, layer: str, layer_map: np.nda
         ax.set_title(name, fontsize=9); ax.set_xticks([]); ax.set_yticks([])
         return ax
 
-    codes_view = {"cmap": "gray_r", "aspect": "auto", "interpolation": "nearest"}
+    codes_view = {"cmap": CMAPS["binary"], "aspect": "auto", "interpolation": "nearest"}
     panel(0, 0, "X: input").imshow(image)
     show_segments(panel(0, 1, ""), image, hood.segments, f"X': {hood.num_superpixels} superpixels")
     panel(0, 2, "Z' (binary codes)").imshow(codes, **codes_view)
     panel(0, 3, f"Z: perturbed, p = {hood.predictions[3, label]:.2f}").imshow(hood.perturbed_image(3))
     ax = panel(0, 4, "black box outputs P")
     ax.plot(np.sort(hood.predictions[:, label])[::-1]); ax.set_xlabel("samples", fontsize=8)
-    panel(1, 0, f"layer {layer}: Grad-CAM").imshow(layer_map)
+    panel(1, 0, f"layer {layer}: Grad-CAM").imshow(layer_map, cmap=CMAPS["map"])
     show_heatmap(panel(1, 1, ""), image, cam, "A: gradient activation")
     show_activation(panel(1, 2, ""), activation, hood.segments, "a: per superpixel (Eq. 8)")
     panel(1, 3, "S = Z' diag(a)").imshow(codes * activation, **codes_view)

@@ -21,7 +21,7 @@ from .images import to_rgb_uint8
 from .metrics.nulls import adjust_pvalues, mc_pvalue
 from .mnist_cnn import fit_mnist_cnn, mnist_to_tensor
 from .neighborhood import sample_neighborhood
-from .plotting import finish_figure, pm
+from .plotting import CMAPS, finish_figure, pm
 from .stats import mean_ci
 from .surrogate import explain_lime, superpixel_means
 from .validation import check_finite, check_int, ranking, derive_seed
@@ -345,9 +345,9 @@ def plot_top_cells(normlime: "NormLime", mean_image: np.ndarray, segments: np.nd
     top = normlime.ranking(label)[:top_k]
     shown[top] = importance[top]
     fig, ax = plt.subplots(1, 2, figsize=(5.4, 2.8))
-    ax[0].imshow(mean_image, cmap="gray"); ax[0].set_title(f"mean digit {label}", fontsize=9)
-    ax[1].imshow(mean_image, cmap="gray")
-    ax[1].imshow(shown[segments], cmap="magma", alpha=0.6)
+    ax[0].imshow(mean_image, cmap=CMAPS["image"]); ax[0].set_title(f"mean digit {label}", fontsize=9)
+    ax[1].imshow(mean_image, cmap=CMAPS["image"])
+    ax[1].imshow(shown[segments], cmap=CMAPS["map"], alpha=0.6)
     ax[1].set_title(f"NormLIME top {top_k} cells", fontsize=9)
     for a in ax:
         a.set_axis_off()
@@ -366,11 +366,11 @@ def plot_class_maps(bundle, examples: dict, normlime: "NormLime", segments: np.n
         x = bundle.preprocess(to_rgb_uint8(digit)[None])
         sg = noise_tunnel_maps(bundle.model, x, [d], "smoothgrad")[0].cpu().numpy()  # before VarGrad, as always
         vg = noise_tunnel_maps(bundle.model, x, [d], "vargrad")[0].cpu().numpy()
-        panels = [(digit, "gray", "input"), (vg, "viridis", "VarGrad"), (sg, "viridis", "SmoothGrad"),
-                  (np.asarray(exp.coef)[segments], "RdBu_r", "LIME (this image)"),
-                  (np.asarray(normlime.importance[d])[segments], "viridis", f"NormLIME, class {d}")]
+        panels = [(digit, CMAPS["image"], "input"), (vg, CMAPS["map"], "VarGrad"), (sg, CMAPS["map"], "SmoothGrad"),
+                  (np.asarray(exp.coef)[segments], CMAPS["signed"], "LIME (this image)"),
+                  (np.asarray(normlime.importance[d])[segments], CMAPS["map"], f"NormLIME, class {d}")]
         for ax, (img, cmap, name) in zip(axes[r], panels):
-            lim = (np.abs(img).max() or 1) if cmap == "RdBu_r" else None
+            lim = (np.abs(img).max() or 1) if cmap == CMAPS["signed"] else None
             ax.imshow(img, cmap=cmap, vmin=-lim if lim else None, vmax=lim)
             ax.set_title(name, fontsize=9); ax.set_axis_off()
     return finish_figure(fig, title, path, dpi=90)

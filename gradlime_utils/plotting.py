@@ -11,6 +11,17 @@ from skimage.segmentation import mark_boundaries
 from .surrogate import SurrogateExplanation
 
 
+# One colour map per quantity, for every figure of the book (a test fails on any other colour map name written in
+# the package or a chapter).
+CMAPS = {
+    "map": "magma",       # unsigned maps: Grad-CAM, layer activations, attributions, GAD maps, heat maps
+    "signed": "RdBu_r",   # signed weights and maps, symmetric around 0: LIME and GradLIME coefficients
+    "image": "gray",      # greyscale input images (digits)
+    "binary": "gray_r",   # 0/1 matrices and masks: LIME's codes Z'
+    "weight": "viridis",  # sample weights (LIME's kernel) as point colours
+}
+
+
 def show_segments(ax, image: np.ndarray, segments: np.ndarray, title: str | None = None) -> None:
     ax.imshow(mark_boundaries(image, segments, color=(1, 1, 0)))
     ax.set_title(title or f"{segments.max() + 1} superpixels", fontsize=9)
@@ -31,12 +42,12 @@ def show_explanation(ax, explanation: SurrogateExplanation, image: np.ndarray, n
 
 
 def show_heatmap(ax, image: np.ndarray, heatmap: np.ndarray, title: str = "", alpha: float = 0.5,
-                 cmap: str = "jet", signed: bool = False) -> None:
+                 cmap: str = CMAPS["map"], signed: bool = False) -> None:
     """``heatmap`` over ``image``; ``signed`` draws it red/blue around 0 (a signed LIME map: blue speaks against)."""
     ax.imshow(image)
     if signed:
         lim = float(np.abs(heatmap).max()) or 1.0
-        ax.imshow(heatmap, cmap="RdBu_r", vmin=-lim, vmax=lim, alpha=alpha)
+        ax.imshow(heatmap, cmap=CMAPS["signed"], vmin=-lim, vmax=lim, alpha=alpha)
     else:
         ax.imshow(heatmap, cmap=cmap, alpha=alpha)
     ax.set_title(title, fontsize=9)
@@ -45,7 +56,8 @@ def show_heatmap(ax, image: np.ndarray, heatmap: np.ndarray, title: str = "", al
 
 def show_activation(ax, activation: np.ndarray, segments: np.ndarray, title: str = "") -> None:
     """A per-superpixel vector painted onto its superpixels."""
-    ax.imshow(np.asarray(activation)[segments], cmap="magma", vmin=0, vmax=max(1e-12, float(np.max(activation))))
+    ax.imshow(np.asarray(activation)[segments], cmap=CMAPS["map"], vmin=0,
+              vmax=max(1e-12, float(np.max(activation))))
     ax.set_title(title, fontsize=9)
     ax.set_axis_off()
 

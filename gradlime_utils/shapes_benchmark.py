@@ -21,6 +21,7 @@ from .mnist_cnn import relu_conv_stack
 from .models import ModelBundle
 from .runtime import resolve_device, set_seed
 from .training import fit, restore
+from .plotting import CMAPS
 
 CLASS_SHAPES = ("cross", "disc")
 DISTRACTOR_SHAPES = ("square", "triangle", "bar")
@@ -193,7 +194,7 @@ def plot_examples(bench: ShapesBenchmark, count: int = 6, path=None):
     fig, axes = plt.subplots(2, count, figsize=(1.85 * count, 4), squeeze=False)
     for i in range(count):
         axes[0, i].imshow(bench.images[i]); axes[0, i].set_title(bench.class_names[bench.labels[i]], fontsize=9)
-        axes[1, i].imshow(bench.masks[i], cmap="gray"); axes[1, i].set_title("ground truth", fontsize=8)
+        axes[1, i].imshow(bench.masks[i], cmap=CMAPS["binary"]); axes[1, i].set_title("ground truth", fontsize=8)
     for ax in axes.ravel():
         ax.set_axis_off()
     fig.tight_layout()

@@ -1,0 +1,83 @@
+"""Figures that show what the prose says (issue 25): G-3's layers differ where their coefficients differ, class
+names in titles, and one colour map per quantity across the package and the chapters."""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+import pytest
+
+import gradlime_utils as gu
+from gradlime_utils import gradlime as gl
+from gradlime_utils import neighborhood
+from gradlime_utils.plotting import CMAPS
+
+matplotlib.use("Agg")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _weights_panels(fig):
+    return [ax for ax in fig.axes if ax.get_title() == "GradLIME b per superpixel"]
+
+
+def test_g3_weight_panels_differ_between_layers_whose_coefficients_differ(mnist_bundle):
+    digit = gu.load_binary_dataset("mnist_3_vs_8", "test", max_per_class=1).images()[0]
+    segments = neighborhood.segment_image(digit, "grid", cell_size=7)
+    hood = gu.sample_neighborhood(mnist_bundle, digit, num_samples=200, seed=0, segments=segments, progress=False)
+    label = hood.top_label
+    rng = np.random.default_rng(0)
+    shallow, deep = rng.random((28, 28)), np.zeros((28, 28))
+    deep[7:21, 7:21] = 1.0  # a prior on the centre only
+    lime = gu.explain_lime(hood, label)
+    rows = [gl.Comparison(hood.image, name, label, lime, gu.explain_gradlime(hood, label, cam))
+            for name, cam in (("shallow", shallow), ("deep", deep), ("deep again", deep.copy()))]
+    assert not np.allclose(rows[0].gradlime.coef, rows[1].gradlime.coef)
+    fig = gl.plot_comparison(rows, weights=True)
+    panels = _weights_panels(fig)
+    assert len(panels) == 3
+    rgba = [p.images[0].to_rgba(p.images[0].get_array()) for p in panels]
+    assert np.abs(rgba[0] - rgba[1]).max() > 0.1  # visibly different colours where the coefficients differ
+    np.testing.assert_array_equal(rgba[1], rgba[2])  # the same coefficients draw the same panel
+    limits = {p.images[0].get_clim() for p in panels}
+    assert len(limits) == 1  # one shared signed scale, so rows compare
+    assert all(p.images[0].get_cmap().name == CMAPS["signed"] for p in panels)
+    matplotlib.pyplot.close(fig)
+    without = gl.plot_comparison(rows)
+    assert not _weights_panels(without)
+    matplotlib.pyplot.close(without)
+
+
+def _sources():
+    for path in sorted((ROOT / "gradlime_utils").rglob("*.py")):
+        yield path.relative_to(ROOT).as_posix(), path.read_text()
+    for path in [*sorted((ROOT / "notebooks").glob("*.ipynb")), *sorted((ROOT / "book").glob("*.ipynb"))]:
+        cells = json.loads(path.read_text())["cells"]
+        yield path.relative_to(ROOT).as_posix(), "\n".join("".join(c["source"]) for c in cells
+                                                          if c["cell_type"] == "code")
+
+
+def test_one_colour_map_per_quantity_is_set_in_one_place():
+    """No colour map is named anywhere but in plotting.CMAPS: every figure of the package and of the chapters takes
+    its map from there (`cmap=CMAPS["map"]`, `gu.CMAPS["signed"]`, ...)."""
+    literal = re.compile(r"""cmap["']?\s*[=:]\s*["'][A-Za-z_]+["']""")
+    found = []
+    for where, text in _sources():
+        if where == "gradlime_utils/plotting.py":  # the one place: CMAPS itself
+            head, rest = text.split("CMAPS = {", 1)
+            text = head + rest.split("}", 1)[1]
+        found += [f"{where}: {m}" for m in literal.findall(text)]
+    assert not found, found
+    assert len(set(CMAPS.values())) == len(CMAPS)  # one map per quantity, and no map shared by two quantities
+    assert set(CMAPS.values()) <= set(matplotlib.colormaps)
+
+
+def test_titles_name_the_class_not_its_index(mnist_bundle):
+    digit = gu.load_binary_dataset("mnist_3_vs_8", "test", max_per_class=1).images()[0]
+    hood = gu.sample_neighborhood(mnist_bundle, digit, num_samples=50, seed=0,
+                                  segments=neighborhood.segment_image(digit, "grid", cell_size=7), progress=False)
+    rows = gl.compare_images(mnist_bundle, {"digit": hood})
+    name = mnist_bundle.class_names[hood.top_label]
+    assert rows[0].title.endswith(name) and not re.search(r":\s*\d+$", rows[0].title)
