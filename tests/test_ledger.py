@@ -2,6 +2,8 @@
 import json
 from pathlib import Path
 
+import pytest
+
 
 from gradlime_utils.ledger import ITEMS, main, render, verify
 from gradlime_utils.reproduce import sha256_file
@@ -84,3 +86,27 @@ def test_a_corrupt_manifest_or_an_unwritable_destination_is_one_clear_line(tmp_p
     assert main(["--results", str(results), "--store", str(blocker / "store"), "--out",
                  str(tmp_path / "p.md")]) == 2
     assert "ledger: error: cannot write" in capsys.readouterr().err
+
+
+def test_every_cost_line_is_measured_not_typed():
+    """The teaching page's costs are the manifests' (rewritten by `ledger --costs`), every chapter's header cites
+    its glued cost, and no chapter types a quick-profile duration of its own."""
+    import json
+    import re
+
+    from gradlime_utils.runs import ledger as real_ledger
+
+    root = Path(__file__).resolve().parents[1]
+    teaching = (root / "book" / "teaching.md").read_text()
+    assert teaching.count("<!-- cost ") == 8 and real_ledger.render_costs(teaching) == teaching, \
+        "regenerate: python -m gradlime_utils.runs.ledger --results book/ledger --costs book/teaching.md"
+    for path in sorted((root / "notebooks").glob("*.ipynb")):
+        cells = json.loads(path.read_text())["cells"]
+        header = "".join(cells[0]["source"])
+        code = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+        assert "{glue:md}`cost_quick`" in header, path.name
+        assert f'cost_text("{path.stem}", missing_ok=True)' in code, path.name
+        assert not re.search(r"`quick`( profile)? about \d", header), path.name
+    assert "not measured here" in real_ledger.cost_text("01_lime", store=root / "nowhere", missing_ok=True)
+    with pytest.raises(FileNotFoundError, match="no quick manifest"):
+        real_ledger.cost_text("01_lime", store=root / "nowhere")

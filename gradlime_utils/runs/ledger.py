@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import re
 import shutil
 import sys
 from dataclasses import dataclass
@@ -397,6 +398,31 @@ ITEMS = (
 )
 
 
+STORE = Path(__file__).resolve().parents[2] / "book" / "ledger"  # the book's store, in a checkout
+
+
+def cost_text(chapter: str, store: str | Path = STORE, profile: str = "quick", missing_ok: bool = False) -> str:
+    """How long ``chapter`` took in the ledger's run of ``profile`` (its manifest's ``wall_seconds``), as the
+    chapters' headers and the teaching page say it: measured, never typed. ``missing_ok``: a chapter opened
+    without the book's checkout (on Colab) says it has no measurement instead of failing."""
+    path = Path(store) / chapter / profile / "manifest.json"
+    if not path.is_file():
+        if missing_ok:
+            return "(not measured here: the ledger's store is not beside this copy of the package)"
+        raise FileNotFoundError(f"chapter {chapter!r} has no {profile} manifest in the store (looked for {path})")
+    seconds = float(json.loads(path.read_text())["wall_seconds"])
+    amount = f"{seconds:.0f} seconds" if seconds < 90 else f"{seconds / 60:.0f} minutes"
+    return f"about {amount} (measured in the ledger's run on a 2-core CPU)"
+
+
+COST_MARK = re.compile(r"<!-- cost (\S+) -->.*?<!-- /cost -->", re.S)
+
+
+def render_costs(page: str, store: str | Path = STORE) -> str:
+    """``page`` with every ``<!-- cost CHAPTER -->...<!-- /cost -->`` span rewritten by :func:`cost_text`."""
+    return COST_MARK.sub(lambda m: f"<!-- cost {m.group(1)} -->{cost_text(m.group(1), store)}<!-- /cost -->", page)
+
+
 def chapter_folder(results: Path, chapter: str) -> tuple[Path | None, dict | None]:
     """The most complete successful run of a chapter (paper before quick before smoke)."""
     for profile in PROFILE_ORDER:
@@ -513,6 +539,8 @@ def main(argv=None) -> int:
     parser.add_argument("--results", type=Path, required=True, help="the --out folder of reproduce")
     parser.add_argument("--out", type=Path, default=Path("book/reproduction.md"))
     parser.add_argument("--store", type=Path, default=None, help="copy manifests and data files here first")
+    parser.add_argument("--costs", type=Path, action="append", default=[],
+                        help="a page whose <!-- cost CHAPTER --> spans to rewrite from the manifests (repeatable)")
     args = parser.parse_args(argv)
     source = args.results.expanduser().resolve()
     if not source.is_dir():
@@ -543,6 +571,13 @@ def main(argv=None) -> int:
         print(f"ledger: error: cannot write {args.out}: {exc.strerror or exc}", file=sys.stderr)
         return 2
     print(f"ledger: wrote {args.out}", file=sys.stderr)
+    for page in args.costs:
+        try:
+            page.write_text(render_costs(page.read_text(), source))
+        except (OSError, KeyError, ValueError) as exc:
+            print(f"ledger: error: cannot write the costs of {page}: {exc}", file=sys.stderr)
+            return 2
+        print(f"ledger: wrote the costs of {page}", file=sys.stderr)
     return 0
 
 
