@@ -22,6 +22,7 @@ def edition() -> str:
 def _configure(app, config):
     if edition() != "student":
         return
+    app.tags.add("student")  # pages can leave out what only the instructor edition has: {only} not student
     config.hide_solutions = True
     config.html_copy_source = False
     options = dict(config.html_theme_options or {})
