@@ -8,6 +8,8 @@ import numpy as np
 from scipy import stats
 from scipy.stats import wilcoxon
 
+from .validation import check_int
+
 
 def _scores(name: str, values) -> np.ndarray:
     """A 1-D array of scores: NaN is an undefined score (dropped by the callers, counted where it matters),
@@ -74,8 +76,6 @@ def t_test_power(n: int, effect: float, sd: float, alpha: float = 0.05, arms: in
     degrees of freedom), ``arms=2`` two independent arms of ``n`` each with equal spread (2n - 2; Welch's test
     with equal arms and spreads has nearly the same power). ``effect`` is the size of the difference (> 0). Exact,
     through the noncentral t distribution."""
-    from .validation import check_int
-
     n = check_int("n", n, low=2)
     arms = check_int("arms", arms, low=1, high=2)
     effect, sd, alpha = _positive("effect", effect), _positive("sd", sd), _probability("alpha", alpha)
@@ -115,8 +115,6 @@ def draws_for_rank_test(cells: int, alpha: float = 0.05) -> int:
     declared under Benjamini-Hochberg at level ``alpha``: its smallest attainable p, 1 / (draws + 1), must reach
     alpha / cells (BH's bar for the smallest p when it is the only effect; with every cell an effect, the bar is
     alpha itself)."""
-    from .validation import check_int
-
     cells = check_int("cells", cells, low=1)
     alpha = _probability("alpha", alpha)
     return max(1, int(np.ceil(cells / alpha - 1 - 1e-9)))

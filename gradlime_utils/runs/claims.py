@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import matplotlib.pyplot as plt
 import numpy as np
 from scipy import stats as st
 
@@ -374,8 +375,6 @@ def forest_plot(findings: list[Finding], paper: str):
     """One paper's forest plot: every measured claim's effect minus its null with its interval, one axis per
     family (claims of one family share units), the null's range in grey where it has one, ±sesoi dashed, each
     point coloured by its verdict. Returns the figure."""
-    import matplotlib.pyplot as plt  # lazy: heavy import
-
     rows = [f for f in findings if f.claim.paper == paper and f.measured is not None]
     if not rows:
         raise ValueError(f"paper must have measured claims, got {paper!r}")
