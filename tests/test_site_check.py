@@ -30,7 +30,8 @@ OUTPUT = "<div class='cell_output'><pre>" + "w" * 200 + "</pre></div>"
     (OUTPUT, "", 1),
     (OUTPUT, (REPO / "book" / "static" / "book.css").read_text(), 0),  # the book's stylesheet wraps outputs
 ])
-def test_tables_code_and_outputs_past_the_column_fail(tmp_path, body, css, wide):
+def _check(tmp_path, body, css=""):
+    """check_page's problems and moved sliders for one page holding ``body``."""
     (tmp_path / "index.html").write_text(PAGE.format(css=css, body=body))
     from playwright.sync_api import sync_playwright
 
@@ -42,6 +43,11 @@ def test_tables_code_and_outputs_past_the_column_fail(tmp_path, body, css, wide)
             browser.close()
     finally:
         server.shutdown()
+    return problems, moved
+
+
+def test_tables_code_and_outputs_past_the_column_fail(tmp_path, body, css, wide):
+    problems, moved = _check(tmp_path, body, css)
     assert sum("past the column" in p for p in problems) == wide and moved == 0, problems
 
 
@@ -62,16 +68,6 @@ PROSE = "<p>A dict such as {'a': 1} in prose, and 10/20 [00:01 in text, are not 
     (LONG_CELL, []),
 ])
 def test_progress_bars_raw_dicts_and_wrapped_intervals_fail(tmp_path, body, expected):
-    (tmp_path / "index.html").write_text(PAGE.format(css="", body=body))
-    from playwright.sync_api import sync_playwright
-
-    server, base = check_site.serve(tmp_path)
-    try:
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=check_site.CHROMIUM_FLAGS)
-            problems, _ = check_site.check_page(browser, base, "index.html", None)
-            browser.close()
-    finally:
-        server.shutdown()
+    problems, _ = _check(tmp_path, body)
     kinds = [p for p in problems if "past the column" not in p]
     assert len(kinds) == len(expected) and all(e in k for e, k in zip(expected, kinds)), problems
