@@ -23,13 +23,6 @@ SHORT_CODE = "<div class='cell_input'><pre>y = 1  # a comment</pre></div>"
 OUTPUT = "<div class='cell_output'><pre>" + "w" * 200 + "</pre></div>"
 
 
-@pytest.mark.parametrize("body, css, wide", [
-    (NARROW + SHORT_CODE, "", 0),
-    (NARROW + CODE, (REPO / "book" / "static" / "book.css").read_text(), 1),  # code is never wrapped
-    (WIDE, "", 1),
-    (OUTPUT, "", 1),
-    (OUTPUT, (REPO / "book" / "static" / "book.css").read_text(), 0),  # the book's stylesheet wraps outputs
-])
 def _check(tmp_path, body, css=""):
     """check_page's problems and moved sliders for one page holding ``body``."""
     (tmp_path / "index.html").write_text(PAGE.format(css=css, body=body))
@@ -46,6 +39,13 @@ def _check(tmp_path, body, css=""):
     return problems, moved
 
 
+@pytest.mark.parametrize("body, css, wide", [
+    (NARROW + SHORT_CODE, "", 0),
+    (NARROW + CODE, (REPO / "book" / "static" / "book.css").read_text(), 1),  # code is never wrapped
+    (WIDE, "", 1),
+    (OUTPUT, "", 1),
+    (OUTPUT, (REPO / "book" / "static" / "book.css").read_text(), 0),  # the book's stylesheet wraps outputs
+])
 def test_tables_code_and_outputs_past_the_column_fail(tmp_path, body, css, wide):
     problems, moved = _check(tmp_path, body, css)
     assert sum("past the column" in p for p in problems) == wide and moved == 0, problems
