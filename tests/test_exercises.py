@@ -120,3 +120,19 @@ def test_student_edition_is_built_from_the_executed_chapters_without_running_the
     assert "SECRET-ANSWER-42" not in everything(html) and "INSTRUCTOR-ONLY" not in everything(html)
     with pytest.raises(FileNotFoundError, match="build the instructor edition first"):
         student_edition.stage(book, tmp_path / "again", tmp_path / "no-executed")
+
+
+def test_the_teaching_page_cites_exercises_by_their_labels():
+    """Exercise numbers are the book's own ({numref} of a label), never typed; every label cited exists, and the
+    single-session plan walks LIME, GradLIME and GAD with learning goals and what students should see."""
+    teaching = (REPO / "book" / "teaching.md").read_text()
+    labels = set()
+    for notebook in CHAPTERS:
+        labels |= set(re.findall(r":label: (ex-[\w-]+)", notebook.read_text()))
+    cited = re.findall(r"\{numref\}`(ex-[\w-]+)`", teaching)
+    assert cited and set(cited) <= labels, set(cited) - labels
+    assert not re.search(r"\bexercises? \d", teaching, re.I)
+    single = teaching.split("## One session: LIME, GradLIME and GAD (90 minutes)", 1)[1].split("\n## ", 1)[0]
+    assert "Learning goals" in single and "what students should see" in single
+    for chapter in ("01_lime", "02_gradlime", "03_gad"):
+        assert f"notebooks/{chapter}.ipynb" in single
