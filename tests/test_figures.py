@@ -81,3 +81,15 @@ def test_titles_name_the_class_not_its_index(mnist_bundle):
     rows = gl.compare_images(mnist_bundle, {"digit": hood})
     name = mnist_bundle.class_names[hood.top_label]
     assert rows[0].title.endswith(name) and not re.search(r":\s*\d+$", rows[0].title)
+
+
+@pytest.mark.parametrize("chapter, marker", [
+    ("03_gad", "ge.null_comparison_frame(rows)"),            # 2 x 20 rows of real - null
+    ("03_gad", "ge.rs_paired_frame("),                       # 80 rows of paired RS
+    ("03_gad", "The same tables under Figure 4's rule"),     # the second hull rule's tables
+    ("04_evaluation", "(bench_rows,) = fa.chance_tables("),  # 14 methods x 8 metrics on the benchmark
+])
+def test_the_long_tables_are_folded_under_their_summary(chapter, marker):
+    cells = json.loads((ROOT / "notebooks" / f"{chapter}.ipynb").read_text())["cells"]
+    cell = next(c for c in cells if c["cell_type"] == "code" and marker in "".join(c["source"]))
+    assert "hide-output" in cell["metadata"].get("tags", [])
