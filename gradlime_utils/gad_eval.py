@@ -625,17 +625,23 @@ def plot_methods(maps: Mapping[str, object], predicted: Sequence[int], class_nam
 
 def plot_hull_grid(images: np.ndarray, maps: Mapping[str, object], labels: Sequence[int],
                    class_names: Sequence[str], hull_rules: Mapping[str, float] | None = None,
-                   title: str = "", path=None):
+                   title: str = "", path=None, columns: Sequence[int] | None = None):
     """Figure 6 of the GAD paper: per method (rows) and image (columns) the original (red) and GAD (green)
-    hulls of :func:`plot_hulls`; ``maps``: method id -> :class:`GadMaps` of ``images``."""
-    methods, n = list(maps), len(images)
-    fig, axes = plt.subplots(len(methods), n, figsize=(1.5 * n, 1.6 * len(methods)), squeeze=False)
+    hulls of :func:`plot_hulls`; ``maps``: method id -> :class:`GadMaps` of ``images``. ``columns`` draws only
+    those images (a page-width figure; the file at ``path`` is written from the same call, so save the full grid
+    with a call without ``columns``)."""
+    methods = list(maps)
+    columns = list(range(len(images))) if columns is None else [int(c) for c in columns]
+    if not columns or not all(0 <= c < len(images) for c in columns):
+        raise ValueError(f"columns must index the {len(images)} images, got {columns}")
+    n = len(columns)
+    fig, axes = plt.subplots(len(methods), n, figsize=(1.5 * n + 0.6, 1.6 * len(methods)), squeeze=False)
     for r, m in enumerate(methods):
-        for c in range(n):
-            plot_hulls(axes[r, c], images[c], maps[m].original[c], maps[m].gad[c], hull_rules)
+        for k, c in enumerate(columns):
+            plot_hulls(axes[r, k], images[c], maps[m].original[c], maps[m].gad[c], hull_rules)
         axes[r, 0].set_ylabel(SHORT_NAMES[m], fontsize=9)
-    for c, label in enumerate(labels):
-        axes[0, c].set_title(class_names[label], fontsize=8)
+    for k, c in enumerate(columns):
+        axes[0, k].set_title(class_names[labels[c]], fontsize=8)
     return finish_figure(fig, title, path, fontsize=9)
 
 

@@ -93,3 +93,21 @@ def test_the_long_tables_are_folded_under_their_summary(chapter, marker):
     cells = json.loads((ROOT / "notebooks" / f"{chapter}.ipynb").read_text())["cells"]
     cell = next(c for c in cells if c["cell_type"] == "code" and marker in "".join(c["source"]))
     assert "hide-output" in cell["metadata"].get("tags", [])
+
+
+def test_figure_6_draws_the_columns_asked_for_and_refuses_others():
+    from gradlime_utils.gad import GadMaps
+    from gradlime_utils.gad_eval import plot_hull_grid
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 255, (6, 28, 28, 3), dtype=np.uint8)
+    maps = {m: GadMaps(m, "min", [0.0, 2.0], rng.random((2, 6, 28, 28)), rng.random((6, 28, 28)))
+            for m in ("saliency", "integrated_gradients")}
+    labels, names = [0, 0, 0, 1, 1, 1], ["three", "eight"]
+    full = plot_hull_grid(images, maps, labels, names)
+    page = plot_hull_grid(images, maps, labels, names, columns=[0, 3])
+    assert len(full.axes) == 2 * 6 and len(page.axes) == 2 * 2
+    assert [ax.get_title() for ax in page.axes[:2]] == ["three", "eight"]
+    with pytest.raises(ValueError, match="columns must index the 6 images"):
+        plot_hull_grid(images, maps, labels, names, columns=[7])
+    matplotlib.pyplot.close("all")
