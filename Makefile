@@ -12,7 +12,7 @@ PY := $(VENV)/bin/python
 JB := $(VENV)/bin/jupyter-book
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: book book-student test test-fast rehearse check-site vendor clean venv-book venv-test
+.PHONY: book book-student test test-fast rehearse check-site chromium vendor clean venv-book venv-test
 
 $(PY):
 	@test -n "$(PYTHON)" || { echo "make: no Python 3.11 or 3.12 found (python3.12, python3.11 and python3 tried)."; \
@@ -73,6 +73,9 @@ $(CHROMIUM):
 	@echo "Installing Debian's chromium for the site check"
 	if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null
+
+# The browser for the site check and its tests (CI installs it before `make test`, so they run there too).
+chromium: $(CHROMIUM)
 
 check-site: $(VENV)/.installed-book $(CHROMIUM)
 	@test -f _build/html/index.html || { echo "no built book: run make book first"; exit 1; }
