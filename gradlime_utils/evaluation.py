@@ -82,7 +82,6 @@ FAITHFULNESS = ("FaithfulnessCorrelation", "FaithfulnessEstimate", "Monotonicity
                 "RegionPerturbation", "Sufficiency")
 COMPLEXITY = ("Sparseness", "Complexity", "EffectiveComplexity")
 LOCALISATION = ("PointingGame", "RelevanceMassAccuracy", "RelevanceRankAccuracy", "AUC", "TopKIntersection")
-METRIC_PROFILES = ("paper", "quick", "smoke")
 
 
 def _numpy_trapz_alias() -> None:

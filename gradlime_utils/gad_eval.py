@@ -334,20 +334,6 @@ def on_object_shares(records: Sequence[GadRecord], methods: Sequence[str] = ATTR
     return rows
 
 
-def format_table(rows: dict, methods: Sequence[str] = ATTRIBUTION_METHODS, paper: dict | None = None,
-                 width: int = 10) -> str:
-    """A plain-text table; with ``paper``, each of our rows is followed by the paper's."""
-    def cell(v) -> str:
-        return f"{v:>{width}.3g}" if isinstance(v, float) else f"{v:>{width}}"
-
-    lines = [f"{'':<14}" + "".join(f"{SHORT_NAMES[m]:>{width}}" for m in methods)]
-    for name, values in rows.items():
-        lines.append(f"{name:<14}" + "".join(cell(v) for v in values))
-        if paper and name in paper:
-            lines.append(f"{'  paper':<14}" + "".join(cell(float(v)) for v in paper[name]))
-    return "\n".join(lines)
-
-
 def records_to_rows(records: Sequence[GadRecord]) -> list[dict]:
     return [asdict(r) for r in records]
 

@@ -18,11 +18,6 @@ import matplotlib
 import matplotlib.pyplot as plt
 
 
-def figure_to_png(fig: matplotlib.figure.Figure, dpi: int = 90) -> bytes:
-    """Render ``fig`` to PNG bytes and close it (so it is not also shown as a static output)."""
-    return figure_to_image(fig, dpi, formats=("png",))[0]
-
-
 def figure_to_image(fig: matplotlib.figure.Figure, dpi: int = 90, formats: Sequence[str] = ("png", "jpeg"),
                     quality: int = 88) -> tuple[bytes, str]:
     """Render ``fig`` in each of ``formats`` and return the smallest (bytes, format); close the figure.
