@@ -124,9 +124,23 @@ def holdout_r2(neighborhood: Neighborhood, label: int, surrogate: str = "linear"
     return float(r2_score(y, pred, sample_weight=w))
 
 
+@dataclass
+class PhotoExample:
+    """What :func:`photo_study` keeps of one photo for the chapter's figures: the photo, its superpixels, the
+    explained class, the two LIME heat maps, Grad-CAM's map and the occlusion scan."""
+
+    image: np.ndarray
+    segments: np.ndarray
+    label: int
+    linear: "LimeHeatmap"
+    tree: "LimeHeatmap"
+    gradcam: np.ndarray
+    scan: object  # map_metrics.OcclusionScan
+
+
 def photo_study(bundle: ModelBundle, image: np.ndarray, n_features: int = 49, num_samples: int = 2048,
                 steps: int = 20, n_random: int = 19, n_perm: int = 200, seed: int = 0,
-                tree_params: dict | None = None, neighborhood: Neighborhood | None = None) -> tuple[dict, dict, tuple]:
+                tree_params: dict | None = None, neighborhood: Neighborhood | None = None) -> tuple[dict, dict, PhotoExample]:
     """Every comparison of the chapter for one photo, each beside its matched null.
 
     LIME heat maps (linear and tree, one neighbourhood with imageLIME's mean-colour hiding) and Grad-CAM of the
@@ -203,7 +217,7 @@ def photo_study(bundle: ModelBundle, image: np.ndarray, n_features: int = 49, nu
                 "flip_top": bool(scan.flips()[top]), "flips_any": int(scan.flips().sum()),
                 "label_after_top": bundle.class_names[int(scan.labels[top])]})
     curves.update({f"random {kind}": runs[0] for kind, runs in null.items()})
-    return row, curves, (image, segments, label, lin, tree, cam, scan)
+    return row, curves, PhotoExample(image, segments, label, lin, tree, cam, scan)
 
 
 def photos_study(models: Sequence[str], sources: Sequence, device: str = "cpu", reuse: tuple | None = None,
@@ -362,7 +376,8 @@ def plot_examples(examples: dict, keys: Sequence, title: str = "", path=None):
     the signed linear LIME heat map, the tree one and Grad-CAM."""
     fig, axes = plt.subplots(len(keys), 4, figsize=(11, 2.9 * len(keys)), squeeze=False)
     for r, key in enumerate(keys):
-        img, _, _, lin, tr, gc, _ = examples[key]
+        ex = examples[key]
+        img, lin, tr, gc = ex.image, ex.linear, ex.tree, ex.gradcam
         axes[r, 0].imshow(img); axes[r, 0].set_title(f"{key[1]} ({key[0]})", fontsize=8)
         axes[r, 0].set_axis_off()
         show_heatmap(axes[r, 1], img, lin.heatmap, "LIME linear", alpha=0.6, signed=True)
@@ -386,10 +401,10 @@ def plot_curves(curves: dict, methods: Sequence[str], path=None):
     return finish_figure(fig, path=path, dpi=90)
 
 
-def plot_sensitivity(example: tuple, name: str, title: str = "", path=None):
+def plot_sensitivity(example: PhotoExample, name: str, title: str = "", path=None):
     """H-3: the photo (an example of :func:`photo_study`) beside it with its most sensitive superpixel blurred,
     each with the model's probability of the class."""
-    img, seg, _, _, _, _, scan = example
+    img, seg, scan = example.image, example.segments, example.scan
     worst = int(np.argmax(scan.drops))
     fig, axes = plt.subplots(1, 2, figsize=(6.4, 3.3))
     axes[0].imshow(img); axes[0].set_title(f"{name}: p = {scan.p_original:.2f}", fontsize=9)
@@ -401,10 +416,10 @@ def plot_sensitivity(example: tuple, name: str, title: str = "", path=None):
     return finish_figure(fig, title, path, dpi=90)
 
 
-def plot_top_regions(example: tuple, name: str, top_percent: float):
+def plot_top_regions(example: PhotoExample, name: str, top_percent: float):
     """The top ``top_percent`` % pixels of each map of an example of :func:`photo_study` (the rest dimmed), with
     each LIME map's top-region IoU with Grad-CAM."""
-    img, _, _, lin, tr, gc, _ = example
+    img, lin, tr, gc = example.image, example.linear, example.tree, example.gradcam
     fig, axes = plt.subplots(1, 3, figsize=(9, 3.2))
     for ax, (method, h) in zip(axes, [("LIME linear", lin.heatmap), ("LIME tree", tr.heatmap), ("Grad-CAM", gc)]):
         keep = top_fraction_mask(h, top_percent / 100)

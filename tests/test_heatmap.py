@@ -206,7 +206,7 @@ def test_the_chapters_figures_draw_the_example_they_are_given(white, tmp_path):
     tree = hm.LimeHeatmap(1, "tree", np.array([0.1, 0.3, 0.0, 0.0]), segments, 0.8)
     cam = region_map()
     scan = OcclusionScan(1, 0.8, np.array([0.1, 0.6, 0.0, 0.2]), np.array([1, 0, 1, 1]))
-    example = (white, segments, 1, lin, tree, cam, scan)
+    example = hm.PhotoExample(white, segments, 1, lin, tree, cam, scan)
     fig = hm.plot_examples({("toy", "white"): example}, [("toy", "white")], "H-2", tmp_path / "H-2.png")
     assert [ax.get_title() for ax in fig.axes] == ["white (toy)", "LIME linear", "LIME tree", "Grad-CAM"]
     assert (tmp_path / "H-2.pdf").is_file()
@@ -246,3 +246,13 @@ def test_photos_study_spends_the_shared_neighbourhood_on_the_first_photo_only(li
                                    hide_color=image.reshape(-1, 3).mean(axis=0), progress=False)
     with pytest.raises(ValueError, match="neighborhood was not sampled"):  # proof that it is used, and checked
         hm.photos_study(["efficientnet_lite0"], ["chelsea"], reuse=(lite0, other), progress=False, **study)
+
+
+def test_photo_study_names_what_it_keeps(lite0):
+    """The chapter reads an example by name (`examples[k].scan`), never by position in a tuple."""
+    image = gu.load_image("chelsea", size=lite0.input_size)
+    row, curves, example = hm.photo_study(lite0, image, num_samples=40, steps=3, n_random=2, n_perm=5)
+    assert isinstance(example, hm.PhotoExample)
+    assert example.image is image and example.segments.shape == image.shape[:2]
+    assert len(example.scan.drops) == example.segments.max() + 1 and example.gradcam.shape == image.shape[:2]
+    assert isinstance(example.label, int) and example.linear.heatmap.shape == image.shape[:2]
