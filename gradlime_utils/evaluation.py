@@ -52,7 +52,7 @@ from .datasets import one_class_files
 from .gad import gad_map, train_support_models
 from .gradcam import gradcam
 from .models import ModelBundle
-from .neighborhood import sample_neighborhood, segment_image
+from .neighborhood import Neighborhood, sample_neighborhood, segment_image
 from .paper import default_imagenet_val
 from .plotting import CMAPS, NBSP, finish_figure, pm
 from .runtime import by_profile
@@ -495,14 +495,25 @@ def format_summary(rows: Sequence[dict], metrics: Sequence[str], width: int = 16
 # explanations to evaluate
 
 
+@dataclass
+class SurrogateDetail:
+    """What :func:`surrogate_maps` keeps of one image: its shared neighbourhood, the Grad-CAM map GradLIME used
+    and the explanations by name."""
+
+    neighborhood: Neighborhood
+    cam: np.ndarray
+    explanations: dict
+
+
 def surrogate_maps(bundle: ModelBundle, images: np.ndarray, labels: Sequence[int], num_samples: int = 1000,
                    num_features: int = 20, seed: int = 0, segmentation: str = "quickshift", hide_color=0,
-                   progress: bool = False, **segmentation_params) -> tuple[dict[str, np.ndarray], list]:
+                   progress: bool = False, **segmentation_params) -> tuple[dict[str, np.ndarray],
+                                                                           list[SurrogateDetail]]:
     """LIME and GradLIME maps (N×H×W) for each image and label, from one shared neighbourhood per image.
 
     Returns the maps by name ("LIME", "GradLIME (feature)", "GradLIME (importance)", and the repository's
     mark_boundaries conversions "LIME (repo, both signs)", "LIME (repo, positive)", "GradLIME (repo, positive)")
-    and the per-image ``(neighbourhood, cam, explanations)`` for further use (stability, figures).
+    and a :class:`SurrogateDetail` per image for further use (stability, figures).
     """
     images = np.asarray(images)
     labels = _labels(bundle, labels, len(images))
@@ -523,7 +534,7 @@ def surrogate_maps(bundle: ModelBundle, images: np.ndarray, labels: Sequence[int
         maps["LIME (repo, positive)"].append(repo_markboundaries_attribution(exps["LIME"], image, num_features, True))
         maps["GradLIME (repo, positive)"].append(
             repo_markboundaries_attribution(exps["GradLIME (feature)"], image, num_features, True))
-        details.append((nb, cam, exps))
+        details.append(SurrogateDetail(nb, cam, exps))
     return {k: np.stack(v) for k, v in maps.items()}, details
 
 

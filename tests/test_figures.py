@@ -111,3 +111,17 @@ def test_figure_6_draws_the_columns_asked_for_and_refuses_others():
     with pytest.raises(ValueError, match="columns must index the 6 images"):
         plot_hull_grid(images, maps, labels, names, columns=[7])
     matplotlib.pyplot.close("all")
+
+
+def test_surrogate_maps_name_what_they_keep_per_image(mnist_bundle):
+    """Chapter 04 reads `d.neighborhood` and `d.cam`, never `d[0]` / `d[1]` of a tuple."""
+    from gradlime_utils import evaluation as ev
+
+    digits = gu.load_binary_dataset("mnist_3_vs_8", "test", max_per_class=1).images()
+    labels = mnist_bundle.predict_proba(digits).argmax(1)
+    maps, details = ev.surrogate_maps(mnist_bundle, digits, labels, num_samples=30, segmentation="grid",
+                                      cell_size=7)
+    assert len(details) == len(digits) and all(isinstance(d, ev.SurrogateDetail) for d in details)
+    assert details[0].neighborhood.segments.shape == digits[0].shape[:2]
+    assert details[0].cam.shape == digits[0].shape[:2]
+    assert set(details[0].explanations) == {"LIME", "GradLIME (feature)", "GradLIME (importance)"}
