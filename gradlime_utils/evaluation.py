@@ -54,7 +54,7 @@ from .gradcam import gradcam
 from .models import ModelBundle
 from .neighborhood import Neighborhood, sample_neighborhood, segment_image
 from .paper import default_imagenet_val
-from .plotting import CMAPS, NBSP, finish_figure, pm
+from .plotting import CMAPS, NBSP, finish_figure, header, pm
 from .runtime import by_profile
 from .shapes_benchmark import oracle_map, train_shapes_cnn
 from .stability import stability_summary
@@ -770,7 +770,8 @@ def banded_frame(rows: Sequence[dict], metrics: Sequence[str], bands: Mapping[st
             m: (f"{b.mean:.{digits}f} (no spread)" if b.degenerate and np.isfinite(b.mean) else
                 f"{b.mean:.{digits}f} [{b.low:.{digits}f}, {b.high:.{digits}f}]" if np.isfinite(b.mean) else "n/a")
             if (b := per_metric.get(m)) is not None else "" for m in metrics}
-    return pd.DataFrame.from_dict(table, orient="index")[list(metrics)]
+    frame = pd.DataFrame.from_dict(table, orient="index")[list(metrics)]
+    return frame.rename(columns=header)
 
 
 def notes_of(rows: Sequence[dict], metrics: Sequence[str]) -> list[str]:

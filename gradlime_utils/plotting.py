@@ -1,6 +1,7 @@
 """Small drawing helpers the chapters share (each draws on a given matplotlib Axes)."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Mapping
 
@@ -82,6 +83,13 @@ def finish_figure(fig, title: str | None = None, path=None, dpi: int = 110, font
 
 
 NBSP = "\u00a0"
+ZWSP = "\u200b"
+
+
+def header(name: str) -> str:
+    """A table header that may break between the words of a CamelCase name ("Pointing|Game"), never inside a
+    word: a zero-width space at each lower-to-upper boundary (the book's stylesheet breaks headers only there)."""
+    return re.sub(r"(?<=[a-z])(?=[A-Z])", ZWSP, str(name))
 
 
 def pm(mean: float, half: float, digits: int = 2, signed: bool = False) -> str:

@@ -125,3 +125,22 @@ def test_surrogate_maps_name_what_they_keep_per_image(mnist_bundle):
     assert details[0].neighborhood.segments.shape == digits[0].shape[:2]
     assert details[0].cam.shape == digits[0].shape[:2]
     assert set(details[0].explanations) == {"LIME", "GradLIME (feature)", "GradLIME (importance)"}
+
+
+def test_table_headers_break_between_words_and_intervals_never():
+    """'PointingG ame' came from letting headers break anywhere; now a CamelCase name may break only between its
+    words (a zero-width space), and 'mean ± half' is one unbreakable unit."""
+    from gradlime_utils import evaluation as ev
+    from gradlime_utils.metrics import nulls
+    from gradlime_utils.plotting import NBSP, ZWSP, header, pm
+
+    assert header("PointingGame") == f"Pointing{ZWSP}Game" and header("IROF") == "IROF"
+    assert pm(0.271, 0.25) == f"0.27{NBSP}±{NBSP}0.25" and pm(0.3, float("nan")) == "0.30"
+    scores = {"LIME": {"PointingGame": np.array([0.9, 0.8, 0.85])}}
+    band = nulls.ChanceBand(0.0, -0.2, 0.2, 100, values=tuple(np.linspace(-0.2, 0.2, 100)))
+    bands = {"superpixel": {"PointingGame": band}, "uniform": {"PointingGame": band}}
+    frame = ev.banded_frame(ev.banded_rows(scores, ["PointingGame"], bands), ["PointingGame"], bands)
+    assert list(frame.columns) == [f"Pointing{ZWSP}Game"]
+    assert " " not in frame.iloc[0, 0]  # no ordinary space where a cell could break
+    css = (ROOT / "book" / "static" / "book.css").read_text()
+    assert "overflow-wrap: anywhere" not in css.split("thead th", 1)[1].split("}", 1)[0]
