@@ -949,29 +949,49 @@ def per_seed_frame(rows: Sequence[dict], metric: str, seeds: Sequence[int], digi
     return pd.DataFrame.from_dict(table, orient="index")
 
 
+def _listing(names: Sequence[str], everyone: Sequence[str]) -> str:
+    """``names`` in a sentence: "every method", "all 15 but A, B" when most are in it, else the names."""
+    if len(names) == len(everyone):
+        return f"every method ({len(everyone)})"
+    if len(names) > len(everyone) / 2:
+        return f"all {len(everyone)} methods but {', '.join(m for m in everyone if m not in names)}"
+    return ", ".join(names)
+
+
 def describe_chance(rows: Sequence[dict], metrics: Sequence[str], where: str) -> list[str]:
-    """One sentence per metric: which methods lie above / below their chance band, the rest within it."""
-    lines = []
+    """The table's reading against chance: one line per group of metrics that read the same (which methods lie
+    above / below their chance band after the control, the rest not shown beyond it), so that a table where
+    nothing is beyond chance reads in one line, not one per metric."""
+    bodies: dict[str, list[str]] = {}
     for m in metrics:
         above = [r["method"] for r in rows if r.get(f"{m} vs chance") == "above"]
         below = [r["method"] for r in rows if r.get(f"{m} vs chance") == "below"]
         within = [r["method"] for r in rows if r.get(f"{m} vs chance") == "within"]
+        unchecked = [r["method"] for r in rows if r.get(f"{m} vs chance") == "unchecked"]
         notes = {str(r.get(f"{m} note")) for r in rows if r.get(f"{m} note")}
         if any(r.get(f"{m} vs chance") == "degenerate" for r in rows):
             notes.add("every random map scores the same (a band of zero width decides nothing)")
-        if not (above or below or within):
-            lines.append(f"- {m} ({where}): no verdict — {'; '.join(sorted(notes)) or 'no band'}.")
-            continue
-        undefined = [f"{r['method']} ({r[f'{m} undefined']})" for r in rows if r.get(f"{m} undefined")]
-        unchecked = [r["method"] for r in rows if r.get(f"{m} vs chance") == "unchecked"]
-        lines.append(f"- {m} ({where}): above chance: {', '.join(above) or 'none'}; below chance: "
-                     f"{', '.join(below) or 'none'}; not beyond chance after the control: {len(within)} of "
-                     f"{len(above) + len(below) + len(within) + len(unchecked)} methods" +
-                     (f"; beyond the band of its kind but not checked against its own shifted maps (not counted): "
-                      f"{', '.join(unchecked)}" if unchecked else "") +
-                     (f"; undefined on some images (compared with random maps on the same images): "
-                      f"{', '.join(undefined)}." if undefined else "."))
-    return lines
+        if not (above or below or within or unchecked):
+            body = f"no verdict — {'; '.join(sorted(notes)) or 'no band'}."
+        else:
+            decided = [r["method"] for r in rows if r.get(f"{m} vs chance") in ("above", "below", "within",
+                                                                                 "unchecked")]
+            parts = ([f"above chance: {_listing(above, decided)}"] if above else []) + \
+                ([f"below chance: {_listing(below, decided)}"] if below else [])
+            if not (above or below):
+                parts.append(f"no method beyond chance after the control ({len(decided)} methods)")
+            elif within:
+                parts.append(f"not shown beyond chance: {len(within)} of {len(decided)}")
+            if unchecked:
+                parts.append("beyond the band of its kind but not checked against its own shifted maps (not "
+                             f"counted): {', '.join(unchecked)}")
+            undefined = [f"{r['method']} ({r[f'{m} undefined']})" for r in rows if r.get(f"{m} undefined")]
+            if undefined:
+                parts.append("undefined on some images (compared with random maps on the same images): "
+                             + ", ".join(undefined))
+            body = "; ".join(parts) + "."
+        bodies.setdefault(body, []).append(m)
+    return [f"- {', '.join(ms)} ({where}): {body}" for body, ms in bodies.items()]
 
 
 def rows_for_json(rows: Sequence[dict]) -> list[dict]:

@@ -228,3 +228,17 @@ def test_the_chapters_map_figures_draw_what_they_are_given(tmp_path):
     fig = ev.plot_localisation_maps(bench, maps, list(maps), [0, 1])
     assert [ax.get_title() for ax in fig.axes[1:3]] == list(maps) and fig.axes[4].get_title() == ""
     plt.close("all")
+
+
+def test_the_chance_reading_groups_metrics_that_read_the_same():
+    """'What the numbers say' was one bullet per metric listing method names; metrics that read the same now
+    share a line, and a list of most methods is said as 'all but'."""
+    from gradlime_utils import evaluation as ev
+
+    rows = [{"method": m, "A vs chance": "within", "B vs chance": "within", "C vs chance": v}
+            for m, v in (("x", "above"), ("y", "above"), ("z", "within"))]
+    lines = ev.describe_chance(rows, ["A", "B", "C"], "3 images")
+    assert lines == ["- A, B (3 images): no method beyond chance after the control (3 methods).",
+                     "- C (3 images): above chance: all 3 methods but z; not shown beyond chance: 1 of 3."]
+    rows[2]["C vs chance"] = "above"
+    assert ev.describe_chance(rows, ["C"], "3 images") == ["- C (3 images): above chance: every method (3)."]
