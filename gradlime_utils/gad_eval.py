@@ -33,7 +33,7 @@ from .hull_metrics import (
 )
 from .metrics.nulls import ALPHA, decide_intervals, paired_difference, welch_difference
 from .models import load_model
-from .plotting import CMAPS, finish_figure, save_figure
+from .plotting import CMAPS, NBSP, finish_figure, save_figure
 from .validation import check_int, derive_seed
 
 
@@ -369,9 +369,16 @@ def null_comparison_frame(rows: Sequence[dict]):
     if not rows:  # no null control was run (null=None): an empty table, not a KeyError
         return pd.DataFrame(columns=columns, index=pd.MultiIndex.from_tuples([], names=["table", "method", "class"]))
     frame = pd.DataFrame(rows)
+    def why_undefined(trainings) -> str:
+        counts = list(trainings) if isinstance(trainings, (list, tuple)) else []
+        if counts and min(counts) < 2:
+            return "one training per arm"
+        return "no spread between trainings" if counts else "undefined"
+
     frame["real - null [95% CI over trainings]"] = [
-        f"{d:+.3f} [{lo:+.3f}, {hi:+.3f}]" if np.isfinite(lo) else f"{d:+.3f} (one training per arm)"
-        for d, lo, hi in zip(frame["difference"], frame["ci_low"], frame["ci_high"])]
+        f"{d:+.3f}{NBSP}[{lo:+.3f},{NBSP}{hi:+.3f}]" if np.isfinite(lo) else f"{d:+.3f} ({why_undefined(t)})"
+        for d, lo, hi, t in zip(frame["difference"], frame["ci_low"], frame["ci_high"],
+                                frame.get("trainings", [None] * len(frame)))]
     frame["p (BH)"] = [f"{p:.3g}" if np.isfinite(p) else "-" for p in frame.get("p_adjusted", [np.nan] * len(frame))]
     return frame.set_index(["table", "method", "class"])[columns].round(3)
 

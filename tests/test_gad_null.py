@@ -341,8 +341,13 @@ def test_without_a_null_control_the_comparison_table_is_empty_not_an_error():
                                                    "verdict"]
     row = {"table": "Table 1", "method": "GB", "class": 0, "real": 1.0, "null": 0.5, "difference": 0.5,
            "ci_low": 0.1, "ci_high": 0.9, "p_adjusted": 0.01, "verdict": "GAD beyond null"}
-    frame = null_comparison_frame([row, {**row, "class": 1, "ci_low": float("nan"), "ci_high": float("nan"),
-                                         "p_adjusted": float("nan"), "verdict": "undefined"}])
-    assert frame.loc[("Table 1", "GB", 0), "real - null [95% CI over trainings]"] == "+0.500 [+0.100, +0.900]"
+    undefined = {"ci_low": float("nan"), "ci_high": float("nan"), "p_adjusted": float("nan"), "verdict": "undefined"}
+    frame = null_comparison_frame([{**row, "trainings": [2, 2]},
+                                   {**row, "class": 1, "trainings": [1, 1], **undefined},
+                                   {**row, "class": 2, "trainings": [2, 2], **undefined}])
+    column = "real - null [95% CI over trainings]"
+    assert frame.loc[("Table 1", "GB", 0), column] == "+0.500\u00a0[+0.100,\u00a0+0.900]"  # never broken
     assert frame.loc[("Table 1", "GB", 0), "p (BH)"] == "0.01"
-    assert frame.loc[("Table 1", "GB", 1), "real - null [95% CI over trainings]"] == "+0.500 (one training per arm)"
+    assert frame.loc[("Table 1", "GB", 1), column] == "+0.500 (one training per arm)"
+    # two trainings that gave the same share: an interval is undefined for want of spread, not of trainings
+    assert frame.loc[("Table 1", "GB", 2), column] == "+0.500 (no spread between trainings)"
