@@ -1,6 +1,6 @@
 """What the paper profile needs, chapter by chapter, and the pre-flight check that runs nothing heavy.
 
-``python -m gradlime_utils.reproduce --chapter all --profile paper --check`` lists, for every chapter, the
+``python -m gradlime_utils.runs.reproduce --chapter all --profile paper --check`` lists, for every chapter, the
 ImageNet weights and the datasets its paper branch reads, whether each is present and where it was looked for
 (``$TORCH_HOME``'s hub cache, ``data_root``, ``$GRADLIME_DATA`` or the companion's cache), the command that fetches
 what is missing (:mod:`gradlime_utils.fetch`), the disk space it takes and a rough estimate of the GPU time. The

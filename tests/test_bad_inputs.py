@@ -438,7 +438,8 @@ CLI_CASES = [
 
 @pytest.mark.parametrize("cli, args, code, fragment", CLI_CASES, ids=[f"{c[0]}:{' '.join(c[1])}" for c in CLI_CASES])
 def test_cli_bad_requests_are_one_line_naming_the_problem(tmp_path, capsys, cli, args, code, fragment):
-    from gradlime_utils import fetch, ledger, reproduce, sweep
+    from gradlime_utils import fetch
+    from gradlime_utils.runs import ledger, reproduce, sweep
 
     out = tmp_path / "out"
     (tmp_path / "empty").mkdir()

@@ -299,7 +299,7 @@ def test_results_json_and_ledger_rows_show_real_null_and_verdict(tmp_path):
     from test_ledger import fake_run
 
     from gradlime_utils.gad_eval import results_json
-    from gradlime_utils.ledger import render
+    from gradlime_utils.runs.ledger import render
 
     records = []
     for k in range(3):  # three trainings per arm, which differ a little

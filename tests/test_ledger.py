@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 
 
-from gradlime_utils.ledger import ITEMS, main, render, verify
-from gradlime_utils.reproduce import sha256_file
+from gradlime_utils.runs.ledger import ITEMS, main, render, verify
+from gradlime_utils.runs.reproduce import sha256_file
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -45,7 +45,7 @@ def test_ledger_shows_measured_numbers_status_and_command(tmp_path):
     # the command is listed below the table, once for the items it regenerates (the table stays narrow)
     lines = page.splitlines()
     command = next(line for line in lines if line.startswith("- ") and "L-1" in line.split(":")[0])
-    assert "`python -m gradlime_utils.reproduce --chapter 01_lime --profile quick --out results`" in command
+    assert "`python -m gradlime_utils.runs.reproduce --chapter 01_lime --profile quick --out results`" in command
     assert lines.index(command) > lines.index(row)
     assert next(line for line in page.splitlines() if line.startswith("| G-2 ")).split("|")[3].strip() == "not run"
     assert all(f"| {item.id} |" in page for item in ITEMS)

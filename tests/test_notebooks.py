@@ -28,7 +28,7 @@ EXPECTED_OUTPUTS = {
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
     """`reproduce --chapter all --profile smoke` once, as a user would run it; every chapter test reads it."""
-    from gradlime_utils.reproduce import main
+    from gradlime_utils.runs.reproduce import main
 
     out = tmp_path_factory.mktemp("reproduce")
     code = main(["--chapter", "all", "--profile", "smoke", "--device", "cpu", "--out", str(out)])
@@ -44,7 +44,7 @@ def test_reproduce_all_in_smoke_profile_succeeds(smoke_run):
 @pytest.mark.notebook
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_runs_in_smoke_profile(notebook, smoke_run):
-    from gradlime_utils.reproduce import sha256_file
+    from gradlime_utils.runs.reproduce import sha256_file
 
     out, _ = smoke_run
     folder = out / notebook.stem / "smoke"

@@ -2,7 +2,9 @@
 import json
 import re
 import tomllib
+from pathlib import Path
 
+import pytest
 import yaml
 
 
@@ -169,19 +171,30 @@ def test_every_sub_package_is_declared_so_that_a_wheel_carries_it(repo_root):
     assert sorted(declared) == found
 
 
-def test_a_former_module_name_still_imports_the_module():
-    import gradlime_utils.localisation as old
-    from gradlime_utils import shapes_benchmark
-    from gradlime_utils.localisation import make_shapes_benchmark
+def test_the_tools_are_real_modules_and_installed_commands(repo_root):
+    """No shim: the tools the README names are the modules themselves, and each console script of pyproject.toml
+    runs (its --help exits 0 and names the module's own program)."""
+    import importlib
+    import subprocess
+    import sys
 
-    assert old is shapes_benchmark and make_shapes_benchmark is shapes_benchmark.make_shapes_benchmark
-    import gradlime_utils.ledger
-    import gradlime_utils.reproduce
-    import gradlime_utils.sweep
-    from gradlime_utils import runs
-
-    assert (gradlime_utils.reproduce, gradlime_utils.sweep, gradlime_utils.ledger) == (
-        runs.reproduce, runs.sweep, runs.ledger)
+    for shim in ("reproduce", "ledger", "sweep", "localisation"):
+        assert not (repo_root / "gradlime_utils" / f"{shim}.py").exists(), shim
+        with pytest.raises(ModuleNotFoundError):
+            importlib.import_module(f"gradlime_utils.{shim}")
+    scripts = tomllib.loads((repo_root / "pyproject.toml").read_text())["project"]["scripts"]
+    assert {"gradlime-reproduce", "gradlime-sweep", "gradlime-ledger", "gradlime-fetch"} <= set(scripts)
+    bin_dir = Path(sys.executable).parent
+    for name, target in scripts.items():
+        module, function = target.split(":")
+        assert callable(getattr(importlib.import_module(module), function)), target
+        script = bin_dir / name
+        if not script.exists():  # installed without the console scripts: the module's own entry point instead
+            pytest.fail(f"{name} is not installed next to {sys.executable}: reinstall the package (pip install -e .)")
+        done = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0 and "usage" in done.stdout.lower(), (name, done.stderr[-500:])
+    readme = (repo_root / "README.md").read_text()
+    assert "python -m gradlime_utils.runs.reproduce" in readme
 
 
 def test_a_test_run_removes_its_model_cache(repo_root, tmp_path):

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 import gradlime_utils as gu
-from gradlime_utils import fixtures, paper, rehearse, reproduce
+from gradlime_utils import fixtures, paper, rehearse
+from gradlime_utils.runs import reproduce
 
 
 def _env(monkeypatch, torch_home, data):

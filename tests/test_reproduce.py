@@ -4,7 +4,7 @@ import json
 import nbformat
 import pytest
 
-from gradlime_utils.reproduce import main, parse_parameter, plan_runs, ReproduceError
+from gradlime_utils.runs.reproduce import main, parse_parameter, plan_runs, ReproduceError
 
 
 def write_chapter(folder, name, body, extra_parameters=""):
@@ -140,7 +140,7 @@ def test_force_and_a_corrupt_manifest_keep_the_users_own_files(book):
 
 @pytest.mark.parametrize("point", ["papermill", "pdf", "install"])
 def test_an_interrupt_leaves_earlier_results_and_no_staging_folder(book, monkeypatch, capsys, point):
-    import gradlime_utils.reproduce as rp
+    import gradlime_utils.runs.reproduce as rp
 
     nbs, out = book
     assert run(book, "--chapter", "01_ok", "--profile", "smoke") == 0
@@ -184,7 +184,7 @@ def test_a_real_sigint_exits_130_with_one_line(book, tmp_path):
     started = tmp_path / "cell-started"  # written by the kernel when it is inside the sleeping cell
     # the cell sleeps far longer than the test waits, so only the interrupt can end the run in time
     write_chapter(nbs, "04_slow", f"import pathlib, time\npathlib.Path({str(started)!r}).touch()\ntime.sleep(900)")
-    proc = subprocess.Popen([sys.executable, "-m", "gradlime_utils.reproduce", "--notebooks", str(nbs), "--out",
+    proc = subprocess.Popen([sys.executable, "-m", "gradlime_utils.runs.reproduce", "--notebooks", str(nbs), "--out",
                              str(out), "--chapter", "04_slow", "--profile", "smoke", "--device", "cpu"],
                             stderr=subprocess.PIPE, text=True, env={**os.environ, "TQDM_DISABLE": "1"})
     deadline = time.time() + 120  # a loaded machine starts a kernel slowly: wait for the cell, not a fixed time
@@ -202,7 +202,7 @@ def test_a_real_sigint_exits_130_with_one_line(book, tmp_path):
 def test_manifest_device_record_names_the_device():
     import torch
 
-    from gradlime_utils.reproduce import ReproduceError, device_record
+    from gradlime_utils.runs.reproduce import ReproduceError, device_record
 
     assert device_record("cpu") == {"requested": "cpu", "resolved": "cpu"}
     if torch.cuda.is_available():  # on a GPU machine: the GPU's name and the CUDA/cuDNN versions
@@ -217,7 +217,7 @@ def test_manifest_device_record_names_the_device():
 def test_the_code_hash_covers_sub_packages_and_package_data(tmp_path, monkeypatch):
     """A rerun is skipped only when nothing that decides the results changed: a module in a sub-package or a data
     file of the package (the GAD paper's tables) changes the hash too."""
-    from gradlime_utils import reproduce
+    from gradlime_utils.runs import reproduce
 
     package = tmp_path / "pkg"
     (package / "runs").mkdir(parents=True)

@@ -5,8 +5,8 @@ import json
 import nbformat
 import pytest
 
-from gradlime_utils.reproduce import ReproduceError
-from gradlime_utils.sweep import main, parse_grid, point_id
+from gradlime_utils.runs.reproduce import ReproduceError
+from gradlime_utils.runs.sweep import main, parse_grid, point_id
 
 
 def write_chapter(folder, name, body):

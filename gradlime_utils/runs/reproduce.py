@@ -1,11 +1,11 @@
-"""Run the book's chapters through papermill and record what was run: ``python -m gradlime_utils.reproduce``.
+"""Run the book's chapters through papermill and record what was run: ``python -m gradlime_utils.runs.reproduce``.
 
 ::
 
-    python -m gradlime_utils.reproduce --chapter all --profile quick --out results
-    python -m gradlime_utils.reproduce --chapter 03_gad --profile paper --device cuda --out results \\
+    python -m gradlime_utils.runs.reproduce --chapter all --profile quick --out results
+    python -m gradlime_utils.runs.reproduce --chapter 03_gad --profile paper --device cuda --out results \\
         -p dataset=oxford_pets -p arch=resnet18
-    python -m gradlime_utils.reproduce --chapter all --profile paper --check   # what is missing, nothing runs
+    python -m gradlime_utils.runs.reproduce --chapter all --profile paper --check   # what is missing, nothing runs
 
 Each chapter's executed notebook, figures and result tables go to ``OUT/<chapter>/<profile>/`` together with a
 ``manifest.json`` (parameters, package versions, git commit, device, seed, wall time, a SHA-256 of every result
@@ -450,7 +450,7 @@ def power_report(store: Path, chapters) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m gradlime_utils.reproduce", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m gradlime_utils.runs.reproduce", description=__doc__.split("\n\n")[0])
     parser.add_argument("--chapter", required=True, help="a chapter name (e.g. 03_gad) or 'all'")
     parser.add_argument("--profile", default="quick", help=f"one of {list(PROFILES)}")
     parser.add_argument("--device", default="auto", help=f"one of {list(DEVICES)}")

@@ -1,16 +1,16 @@
-"""Parameter sweeps over a chapter on Dask distributed: ``python -m gradlime_utils.sweep``.
+"""Parameter sweeps over a chapter on Dask distributed: ``python -m gradlime_utils.runs.sweep``.
 
 ::
 
     # GAD over datasets x architectures on a GPU machine (one Dask worker per point, a LocalCluster)
-    python -m gradlime_utils.sweep --chapter 03_gad --profile paper --device cuda --out results \\
+    python -m gradlime_utils.runs.sweep --chapter 03_gad --profile paper --device cuda --out results \\
         --grid dataset=[oxford_pets,cub_warbler_sparrow] --grid arch=[resnet18,vgg16] --workers 2
 
     # the evaluation chapter over image shards, on an existing cluster
-    python -m gradlime_utils.sweep --chapter 04_evaluation --profile paper --out results --scheduler tcp://host:8786 \\
+    python -m gradlime_utils.runs.sweep --chapter 04_evaluation --profile paper --out results --scheduler tcp://host:8786 \\
         --grid 'image_names=[["/val/a.JPEG","/val/b.JPEG"],["/val/c.JPEG","/val/d.JPEG"]]'
 
-Every point of the grid is one :mod:`gradlime_utils.reproduce` run of the chapter with those parameters, written to
+Every point of the grid is one :mod:`gradlime_utils.runs.reproduce` run of the chapter with those parameters, written to
 ``OUT/<chapter>/<profile>/sweep/<point>/`` with its own manifest (and skipped when that manifest still matches).
 Dask only schedules the points: a ``LocalCluster`` with ``--workers`` processes by default, or the cluster at
 ``--scheduler``. The merge does not depend on the order in which points finish: points are sorted by their
@@ -176,7 +176,7 @@ def sweep_preflight(points: list[tuple[dict, Plan]], profile: str) -> tuple[bool
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m gradlime_utils.sweep", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m gradlime_utils.runs.sweep", description=__doc__.split("\n\n")[0])
     parser.add_argument("--chapter", required=True)
     parser.add_argument("--profile", default="quick")
     parser.add_argument("--device", default="auto")
