@@ -8,7 +8,8 @@ from .datasets import DATASET_NAMES, BinaryDataset, image_files, load_binary_dat
 from .evolime import EvolutionResult, evolve_explanation
 from .gad import SupportModels, distanced_targets, gad_map, train_support_models
 from .gradcam import GradCamResult, gradcam
-from .heatmap import LimeHeatmap, deletion_insertion, lime_heatmap, occlusion_sensitivity
+from .heatmap import LimeHeatmap, lime_heatmap
+from .map_metrics import deletion_insertion, occlusion_sensitivity
 from .hull_metrics import convex_hull_mask, relative_complexity, relative_sensitivity
 from .images import SAMPLE_IMAGES, load_image
 from .models import MODEL_NAMES, ModelBundle, imagenet_class_names, load_model

@@ -21,10 +21,8 @@ from sklearn.metrics import r2_score
 
 from .gradcam import gradcam
 # re-exported: chapters and exercises call them as heatmap.X (they live in map_metrics)
-from .map_metrics import (  # noqa: F401
-    DeletionInsertion, OcclusionResult, OcclusionScan, _as_map, deletion_insertion,
-    occluded_image, occlusion_drops, occlusion_sensitivity, pixel_order,
-    rank_agreement, top_fraction_mask, top_rank, top_region_iou)
+from .map_metrics import (OcclusionScan, _as_map, deletion_insertion, occluded_image, occlusion_drops,
+                          rank_agreement, top_fraction_mask, top_rank, top_region_iou)
 from .metrics.nulls import (ALPHA, RANDOM_HEATMAPS, adjust_pvalues, mc_pvalue, null_percentile, permutation_pvalue,
                             random_heatmaps, shift_pvalue)
 from .images import load_image

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import gradlime_utils as gu
-from gradlime_utils import evolime, gad, heatmap, hull_metrics, neighborhood, normlime, widgets
+from gradlime_utils import evolime, gad, heatmap, hull_metrics, map_metrics, neighborhood, normlime, widgets
 from gradlime_utils.attributions import attribution_maps, baseline_input
 from gradlime_utils.metrics.nulls import paired_difference
 from gradlime_utils.runtime import set_seed
@@ -143,16 +143,16 @@ CASES = [
                                                                 population=1), ValueError, "population"),
     ("evolime hide_color", lambda c: evolime.evolve_explanation(c["bundle"], c["image"], c["segments"],
                                                                 hide_color="red"), ValueError, "hide_color"),
-    ("occlusion NaN importance", lambda c: heatmap.occlusion_sensitivity(
+    ("occlusion NaN importance", lambda c: map_metrics.occlusion_sensitivity(
         c["bundle"], c["image"], c["segments"], np.full(16, np.nan)), ValueError, "importance holds"),
-    ("occlusion top_k", lambda c: heatmap.occlusion_sensitivity(c["bundle"], c["image"], c["segments"],
+    ("occlusion top_k", lambda c: map_metrics.occlusion_sensitivity(c["bundle"], c["image"], c["segments"],
                                                                 np.arange(16.0), top_k=0), ValueError, "top_k"),
-    ("deletion steps", lambda c: heatmap.deletion_insertion(c["bundle"], c["image"], np.ones((28, 28)), 0,
+    ("deletion steps", lambda c: map_metrics.deletion_insertion(c["bundle"], c["image"], np.ones((28, 28)), 0,
                                                             steps=0), ValueError, "steps"),
-    ("deletion steps beyond pixels", lambda c: heatmap.deletion_insertion(c["bundle"], c["image"], np.ones((28, 28)),
+    ("deletion steps beyond pixels", lambda c: map_metrics.deletion_insertion(c["bundle"], c["image"], np.ones((28, 28)),
                                                                           0, steps=10**6), ValueError,
      "steps must be in [1, 784]"),
-    ("deletion steps float", lambda c: heatmap.deletion_insertion(c["bundle"], c["image"], np.ones((28, 28)), 0,
+    ("deletion steps float", lambda c: map_metrics.deletion_insertion(c["bundle"], c["image"], np.ones((28, 28)), 0,
                                                                   steps=2.5), TypeError, "steps must be an integer"),
     # --- GAD's support models: training that cannot succeed is refused before it starts, or named when it fails
     ("support lr inf", lambda c: gad.train_support_models(c["bundle"], c["digits"][:2], [0, 1], epochs=1,
@@ -387,10 +387,10 @@ def test_the_null_machinery_refuses_bad_input_with_a_clear_error(name, call, err
 
 def test_all_zero_maps_warn_and_give_nan_where_undefined(ctx):
     with pytest.warns(RuntimeWarning, match="heatmap is constant"):
-        curves = heatmap.deletion_insertion(ctx["bundle"], ctx["image"], np.zeros((28, 28)), 0, steps=4)
+        curves = map_metrics.deletion_insertion(ctx["bundle"], ctx["image"], np.zeros((28, 28)), 0, steps=4)
     assert np.isnan(curves.deletion).all() and np.isnan(curves.insertion_auc)
     with pytest.warns(RuntimeWarning, match="importance is constant"):
-        occ = heatmap.occlusion_sensitivity(ctx["bundle"], ctx["image"], ctx["segments"], np.zeros(16), n_random=2)
+        occ = map_metrics.occlusion_sensitivity(ctx["bundle"], ctx["image"], ctx["segments"], np.zeros(16), n_random=2)
     assert np.isnan(occ.p_top) and np.isfinite(occ.p_random).all()
     with pytest.warns(RuntimeWarning, match="falls back"):  # the all-zero CAM keeps its fallback warning
         gu.explain_gradlime(ctx["nb"], 0, np.zeros((28, 28)))

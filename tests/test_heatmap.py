@@ -3,8 +3,9 @@ import pytest
 import sklearn.metrics
 
 import gradlime_utils as gu
-from gradlime_utils.heatmap import (deletion_insertion, lime_heatmap, occlusion_sensitivity, pixel_order,
-                                    rank_agreement, top_fraction_mask, top_region_iou)
+from gradlime_utils.heatmap import lime_heatmap
+from gradlime_utils.map_metrics import (deletion_insertion, occlusion_sensitivity, pixel_order, rank_agreement,
+                                        top_fraction_mask, top_region_iou)
 from gradlime_utils import heatmap as hm
 from gradlime_utils.neighborhood import Neighborhood
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import gradlime_utils as gu
-from gradlime_utils import evolime
+from gradlime_utils import evolime, map_metrics
 from gradlime_utils.metrics import nulls
 from gradlime_utils.shapes_benchmark import ShapesCNN, _bundle, make_shapes_benchmark
 
@@ -98,7 +98,7 @@ def test_bootstrap_agreement_of_identical_rankings():
 # --- heat maps ----------------------------------------------------------------------------------------
 
 def test_normalised_areas_divide_by_the_full_image_probability():
-    from gradlime_utils.heatmap import DeletionInsertion
+    from gradlime_utils.map_metrics import DeletionInsertion
 
     f = np.linspace(0, 1, 5)
     di = DeletionInsertion(fractions=f, deletion=np.array([0.8, 0.4, 0.2, 0.0, 0.0]),
@@ -142,11 +142,11 @@ def test_occlusion_scan_and_top_rank(tiny):
     from gradlime_utils import heatmap as hm
 
     bundle, image, segments = tiny
-    scan = hm.occlusion_drops(bundle, image, segments, 0, fill="blur")
+    scan = map_metrics.occlusion_drops(bundle, image, segments, 0, fill="blur")
     assert scan.drops.shape == (16,) and scan.labels.shape == (16,)
     values = np.zeros(16)
     values[int(np.argmax(scan.drops))] = 1.0
-    assert hm.top_rank(values, scan) == 1
+    assert map_metrics.top_rank(values, scan) == 1
     values = np.zeros(16)
     values[int(np.argmin(scan.drops))] = 1.0
-    assert hm.top_rank(values, scan) == 16 - np.sum(scan.drops == scan.drops.min()) + 1
+    assert map_metrics.top_rank(values, scan) == 16 - np.sum(scan.drops == scan.drops.min()) + 1
