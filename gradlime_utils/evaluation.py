@@ -599,7 +599,7 @@ REPO_CONVERSIONS = ("LIME (repo, both signs)", "LIME (repo, positive)", "GradLIM
 def granularity(method: str) -> str:
     """The random-map kind a method is compared with: LIME's family with random *superpixel* maps (the same
     blocks and sparsity), every pixel-level method with uniform random maps."""
-    return "superpixel" if method in LIME_FAMILY or method.startswith("none (LIME)") else "uniform"
+    return "superpixel" if method in LIME_FAMILY else "uniform"
 
 
 def banded_rows(scores: Mapping[str, Mapping[str, np.ndarray | Failed | NotApplicable]], metrics: Sequence[str],
@@ -1007,10 +1007,13 @@ def rows_for_json(rows: Sequence[dict]) -> list[dict]:
     return [{k: clean(v) for k, v in r.items()} for r in rows]
 
 
-def describe_modes(rows: Sequence[dict], metrics: Sequence[str]) -> list[str]:
-    """The G-7 reading: each GradLIME mode's difference from LIME per metric, and whether any mode lies outside
-    the superpixel chance band."""
-    ref = next((r for r in rows if r["method"].startswith("none")), rows[0])
+def describe_modes(rows: Sequence[dict], metrics: Sequence[str], reference: str = "LIME") -> list[str]:
+    """The G-7 reading: each GradLIME mode's difference from ``reference`` (LIME, the mode without a prior; the
+    row whose method is that name) per metric, and whether any mode lies outside the superpixel chance band."""
+    ref = next((r for r in rows if r["method"] == reference), None)
+    if ref is None:
+        raise ValueError(f"reference must name one of the rows' methods {[r['method'] for r in rows]}, "
+                         f"got {reference!r}")
     lines = []
     for r in rows:
         if r is ref:

@@ -242,3 +242,13 @@ def test_the_chance_reading_groups_metrics_that_read_the_same():
                      "- C (3 images): above chance: all 3 methods but z; not shown beyond chance: 1 of 3."]
     rows[2]["C vs chance"] = "above"
     assert ev.describe_chance(rows, ["C"], "3 images") == ["- C (3 images): above chance: every method (3)."]
+
+
+def test_the_mode_reading_names_its_reference_instead_of_guessing_it_from_a_prefix():
+    from gradlime_utils import evaluation as ev
+
+    rows = [{"method": "none (LIME)", "X": 0.5}, {"method": "feature (Eq. 9)", "X": 0.7}]
+    assert ev.describe_modes(rows, ["X"], reference="none (LIME)")[0].startswith("- G-7, feature (Eq. 9) − LIME: X +0.20")
+    with pytest.raises(ValueError, match="reference must name one of the rows' methods"):
+        ev.describe_modes(rows, ["X"])  # no row is called "LIME": an error, not the first row taken as LIME
+    assert ev.granularity("LIME") == "superpixel" and ev.granularity("none (LIME)") == "uniform"
