@@ -182,8 +182,7 @@ def noise_tunnel_maps(model: nn.Module, inputs: torch.Tensor, targets, kind: str
     """
     from captum.attr import NoiseTunnel, Saliency  # lazy: heavy import
 
-    if kind not in NOISE_TUNNELS:
-        raise ValueError(f"kind must be one of {NOISE_TUNNELS}, got {kind!r}")
+    kind = check_choice("kind", kind, NOISE_TUNNELS)
     model.eval()
     spread = float(inputs.max() - inputs.min()) * stdevs
     targets = torch.as_tensor(targets, device=inputs.device).long().reshape(-1)

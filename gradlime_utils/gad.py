@@ -20,7 +20,7 @@ from .hull_metrics import hull_points
 from .models import ModelBundle, load_model
 from .runtime import set_seed
 from .training import fit, restore
-from .validation import check_finite, check_int, check_seed
+from .validation import check_choice, check_finite, check_int, check_seed
 
 COMBINE_RULES = ("min", "intersection")
 # Null controls for the support models: the same schedule, images and training, with labels that carry no
@@ -240,8 +240,7 @@ def gad_map(support: SupportModels, images: np.ndarray, target, method: str = "i
     """
     check_method(method)
     check_baseline(baseline)
-    if combine not in COMBINE_RULES:
-        raise ValueError(f"combine must be one of {COMBINE_RULES}, got {combine!r}")
+    combine = check_choice("combine", combine, COMBINE_RULES)
     if not 0 < keep <= 1:
         raise ValueError(f"keep must be in (0, 1], got {keep!r}")
     images = np.asarray(images)
@@ -272,8 +271,7 @@ def gad_map(support: SupportModels, images: np.ndarray, target, method: str = "i
 
 def combine_maps(per_model: np.ndarray, combine: str = "min", keep: float = 0.5) -> np.ndarray:
     """Combine models × N × H × W maps (index 0 = the original model) into N GAD maps."""
-    if combine not in COMBINE_RULES:
-        raise ValueError(f"combine must be one of {COMBINE_RULES}, got {combine!r}")
+    combine = check_choice("combine", combine, COMBINE_RULES)
     if not 0 < keep <= 1:
         raise ValueError(f"keep must be in (0, 1], got {keep!r}")
     per_model = np.asarray(per_model, dtype=float)

@@ -31,7 +31,7 @@ from .neighborhood import Neighborhood, sample_neighborhood, segment_image
 from .plotting import finish_figure, show_heatmap
 from .stats import mean_ci, paired_test
 from .surrogate import explain_lime, superpixel_means
-from .validation import check_label, check_rgb_image, ranking
+from .validation import check_choice, check_label, check_rgb_image, ranking
 
 SURROGATES = ("linear", "tree")
 
@@ -69,8 +69,7 @@ def lime_heatmap(neighborhood: Neighborhood, label: int, surrogate: str = "linea
     """
     from sklearn.tree import DecisionTreeRegressor  # lazy: heavy import
 
-    if surrogate not in SURROGATES:
-        raise ValueError(f"surrogate must be one of {SURROGATES}, got {surrogate!r}")
+    surrogate = check_choice("surrogate", surrogate, SURROGATES)
     label = check_label(label, neighborhood.predictions.shape[1])
     if surrogate == "linear":
         exp = explain_lime(neighborhood, label)

@@ -7,7 +7,7 @@ import numpy as np
 from skimage.morphology import convex_hull_image
 
 from .models import ModelBundle
-from .validation import check_finite
+from .validation import check_choice, check_finite
 
 HULL_RULES = ("top_fraction", "fraction_of_max")
 # "non-zero" in the tables' rule: above this fraction of the map's maximum (float noise, e.g. the 1e-9 a GAD min
@@ -48,8 +48,7 @@ def hull_points(attribution: np.ndarray, keep: float = 0.5, rule: str = "top_fra
         raise ValueError(f"attribution must be a 2-D map, got shape {attribution.shape}")
     if not (isinstance(keep, (int, float)) and 0 < keep <= 1):
         raise ValueError(f"keep must be in (0, 1], got {keep!r}")
-    if rule not in HULL_RULES:
-        raise ValueError(f"rule must be one of {HULL_RULES}, got {rule!r}")
+    rule = check_choice("rule", rule, HULL_RULES)
     if not 0 <= tolerance < 1:
         raise ValueError(f"tolerance must be in [0, 1), got {tolerance!r}")
     peak = attribution.max()
@@ -118,8 +117,7 @@ def relative_sensitivity(bundle: ModelBundle, images: np.ndarray, masks: np.ndar
     (:data:`OCCLUSIONS`: "black", the GAD author's choice, or mid-"grey") in raw pixel space before
     normalisation. Empty masks give NaN (reported separately, never dropped silently).
     """
-    if occlusion not in OCCLUSIONS:
-        raise ValueError(f"occlusion must be one of {tuple(OCCLUSIONS)}, got {occlusion!r}")
+    occlusion = check_choice("occlusion", occlusion, OCCLUSIONS)
     images = np.asarray(images)
     masks = np.asarray(masks, dtype=bool)
     if images.ndim == 3:

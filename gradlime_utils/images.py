@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from .validation import check_choice
+
 #: Colour or greyscale photographs shipped inside scikit-image (no download needed).
 SAMPLE_IMAGES = ("chelsea", "coffee", "astronaut", "rocket", "cat", "camera", "coins", "moon",
                  "horse", "page", "immunohistochemistry", "hubble_deep_field", "colorwheel",
@@ -63,8 +65,7 @@ def resize_image(image: np.ndarray, size: int = 224, mode: str = "crop") -> np.n
     """
     if not isinstance(size, (int, np.integer)) or isinstance(size, bool) or size < 8:
         raise ValueError(f"size must be an integer >= 8, got {size!r}")
-    if mode not in RESIZE_MODES:
-        raise ValueError(f"mode must be one of {RESIZE_MODES}, got {mode!r}")
+    mode = check_choice("mode", mode, RESIZE_MODES)
     pil = Image.fromarray(image)
     if mode == "squash":
         return np.asarray(pil.resize((size, size), Image.BILINEAR))

@@ -18,7 +18,7 @@ from sklearn.utils import check_random_state
 from tqdm.auto import tqdm
 
 from .models import ModelBundle
-from .validation import check_hide_color, check_int, check_rgb_image, check_seed, check_segments
+from .validation import check_choice, check_hide_color, check_int, check_rgb_image, check_seed, check_segments
 
 SEGMENTATIONS = ("quickshift", "slic", "felzenszwalb", "grid")
 KERNEL_WIDTH = 0.25  # lime's default for images
@@ -48,8 +48,7 @@ def segment_image(image: np.ndarray, segmentation: str = "quickshift", seed: int
     (quickshift with lime's defaults and ``random_seed=seed``, as ``explain_instance`` does);
     ``grid`` is a fixed grid of square cells (``cell_size``), the same features for every image.
     """
-    if segmentation not in SEGMENTATIONS:
-        raise ValueError(f"segmentation must be one of {SEGMENTATIONS}, got {segmentation!r}")
+    segmentation = check_choice("segmentation", segmentation, SEGMENTATIONS)
     options = {**SEGMENTATION_DEFAULTS[segmentation], **params}
     if segmentation != "grid":
         # lime's wrapper silently drops keywords the algorithm does not take (a typo would be ignored)

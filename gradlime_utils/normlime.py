@@ -24,7 +24,7 @@ from .neighborhood import sample_neighborhood
 from .plotting import CMAPS, finish_figure, pm
 from .stats import mean_ci
 from .surrogate import explain_lime, superpixel_means
-from .validation import check_finite, check_int, ranking, derive_seed
+from .validation import check_choice, check_finite, check_int, derive_seed, ranking
 
 NORMALISATIONS = ("squared_over_l1", "l1")
 
@@ -32,8 +32,7 @@ NORMALISATIONS = ("squared_over_l1", "l1")
 def normalise_weights(weights, rule: str = "squared_over_l1") -> np.ndarray:
     """One explanation's weights normalised: ``w**2 / sum|w|`` (default) or ``|w| / sum|w|``."""
     w = np.asarray(weights, dtype=float)
-    if rule not in NORMALISATIONS:
-        raise ValueError(f"rule must be one of {NORMALISATIONS}, got {rule!r}")
+    rule = check_choice("rule", rule, NORMALISATIONS)
     total = np.abs(w).sum()
     if total == 0:
         return np.zeros_like(w)

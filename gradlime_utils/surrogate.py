@@ -14,7 +14,7 @@ import numpy as np
 from skimage.segmentation import mark_boundaries
 
 from .neighborhood import Neighborhood
-from .validation import as_heatmap, check_label, ranking
+from .validation import as_heatmap, check_choice, check_label, ranking
 
 MODES = ("feature", "importance", "none")
 
@@ -149,8 +149,7 @@ def explain_gradlime(neighborhood: Neighborhood, label: int, cam: np.ndarray, mo
     ``mode="none"``: plain LIME.
     ``cam`` is an H×W Grad-CAM map (see :func:`gradlime_utils.gradcam`) or a per-superpixel vector a.
     """
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    mode = check_choice("mode", mode, MODES)
     label = _check_label(neighborhood, label)
     cam = as_heatmap(cam, "cam")  # a GradCamResult is accepted for its .heatmap
     a = cam if cam.ndim == 1 else superpixel_activation(cam, neighborhood.segments)

@@ -32,8 +32,7 @@ def random_maps(kind: str, count: int, shape: tuple, segments: Sequence[np.ndarr
     ``keep`` segments of largest ``|value|`` non-zero, as LIME's maps keep their top features; ``positive`` takes
     ``|value|`` (for maps that keep only positive evidence).
     """
-    if kind not in RANDOM_MAP_KINDS:
-        raise ValueError(f"kind must be one of {RANDOM_MAP_KINDS}, got {kind!r}")
+    kind = check_choice("kind", kind, RANDOM_MAP_KINDS)
     count = check_int("count", count, 1)
     n, h, w = (int(s) for s in shape)
     rng = np.random.default_rng(check_seed(seed))

@@ -34,6 +34,7 @@ from scipy import stats as st
 
 from ..metrics.nulls import adjust_pvalues, welch_difference
 from ..stats import mean_ci
+from ..validation import check_choice
 
 SUPPORTED = "supported on the stand-in"
 NOT_SUPPORTED = "not supported on the stand-in"
@@ -333,9 +334,8 @@ def sentence(f: Finding) -> str:
 
 def opening(paper: str) -> str:
     """A paper's claims as a chapter opens with them (Markdown): the quote, its place, and the chapter testing it."""
+    paper = check_choice("paper", paper, PAPERS)
     claims = [c for c in CLAIMS if c.paper == paper]
-    if not claims:
-        raise ValueError(f"paper must be one of {list(PAPERS)}, got {paper!r}")
     return "\n".join(f"- {c.key}: \"{c.quote}\" ({c.place}); " +
                      (f"tested in chapter {c.chapter[:2]} as {c.quantity}" if c.measure else
                       f"not testable here: needs {c.needs}") for c in claims)
