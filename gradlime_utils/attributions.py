@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .validation import check_choice
+from .validation import check_choice, check_int
 
 
 @dataclass(frozen=True)
@@ -158,8 +158,7 @@ def attribution_maps(model: nn.Module, inputs: torch.Tensor, targets, method: st
 
     ``reference``: x̄ of Gradient × Input and Integrated Gradients (see :func:`attribute`, :func:`baseline_input`).
     """
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    batch_size = check_int("batch_size", batch_size, low=1)
     targets = torch.as_tensor(targets).long().reshape(-1)
     if targets.numel() == 1:
         targets = targets.expand(len(inputs))

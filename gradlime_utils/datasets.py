@@ -256,8 +256,7 @@ def image_files(root, limit: int | None = None) -> list[Path]:
     root = Path(root).expanduser()
     if not root.is_dir():
         raise FileNotFoundError(f"data_root {root} is not a folder of images")
-    if limit is not None and (not isinstance(limit, int) or limit < 1):
-        raise ValueError(f"limit must be a positive integer or None, got {limit!r}")
+    limit = None if limit is None else check_int("limit", limit, low=1)
     files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
         raise FileNotFoundError(f"{root} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")

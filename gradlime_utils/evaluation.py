@@ -127,8 +127,7 @@ def superpixel_attribution(explanation: SurrogateExplanation, num_features: int 
     """
     coef = np.asarray(explanation.coef, dtype=float)
     if num_features is not None:
-        if not isinstance(num_features, (int, np.integer)) or num_features < 1:
-            raise ValueError(f"num_features must be a positive integer or None, got {num_features!r}")
+        num_features = check_int("num_features", num_features, low=1)
         keep = np.zeros(len(coef), bool)
         keep[explanation.ranking[:num_features]] = True
         coef = np.where(keep, coef, 0.0)
@@ -342,8 +341,7 @@ def localisation_metrics(top_k: int = 64) -> dict:
     """Pointing Game (tie-fair, :class:`TieFairPointingGame`), and Quantus' Relevance Mass Accuracy, Relevance
     Rank Accuracy, AUC and Top-K Intersection (k = ``top_k``)."""
     quantus = _quantus()
-    if not isinstance(top_k, (int, np.integer)) or top_k < 1:
-        raise ValueError(f"top_k must be a positive integer, got {top_k!r}")
+    top_k = check_int("top_k", top_k, low=1)
     kw = {"disable_warnings": True, "display_progressbar": False}
     return {"PointingGame": TieFairPointingGame(), "RelevanceMassAccuracy": quantus.RelevanceMassAccuracy(**kw),
             "RelevanceRankAccuracy": quantus.RelevanceRankAccuracy(**kw), "AUC": quantus.AUC(**kw),

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from .validation import check_choice
+from .validation import check_choice, check_int
 
 #: Colour or greyscale photographs shipped inside scikit-image (no download needed).
 SAMPLE_IMAGES = ("chelsea", "coffee", "astronaut", "rocket", "cat", "camera", "coins", "moon",
@@ -63,8 +63,7 @@ def resize_image(image: np.ndarray, size: int = 224, mode: str = "crop") -> np.n
     ``size`` (GradLIME: ``Resize((256, 256))`` + ``CenterCrop(224)``); ``mode="squash"``
     squashes straight to size×size (GAD's square 224×224 resize).
     """
-    if not isinstance(size, (int, np.integer)) or isinstance(size, bool) or size < 8:
-        raise ValueError(f"size must be an integer >= 8, got {size!r}")
+    size = check_int("size", size, low=8)
     mode = check_choice("mode", mode, RESIZE_MODES)
     pil = Image.fromarray(image)
     if mode == "squash":

@@ -142,10 +142,8 @@ def occlusion_sensitivity(model, image: np.ndarray, segments: np.ndarray, import
     importance = check_finite("importance", np.asarray(importance, dtype=float))
     if importance.shape != (m,):
         raise ValueError(f"importance has shape {importance.shape}; the segmentation has {m} superpixels")
-    if not isinstance(top_k, (int, np.integer)) or not 1 <= top_k < m:
-        raise ValueError(f"top_k must be an integer in [1, {m - 1}], got {top_k!r}")
-    if not isinstance(n_random, (int, np.integer)) or n_random < 1:
-        raise ValueError(f"n_random must be a positive integer, got {n_random!r}")
+    top_k = check_int("top_k", top_k, low=1, high=m - 1)
+    n_random = check_int("n_random", n_random, low=1)
     base = predict(image[None])[0]
     if label is None:
         label = int(np.argmax(base))

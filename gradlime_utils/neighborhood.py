@@ -34,8 +34,7 @@ SEGMENTATION_DEFAULTS = {
 
 def grid_segments(shape: tuple[int, int], cell_size: int) -> np.ndarray:
     """Square cells of ``cell_size`` pixels, labelled 0..M-1 row by row."""
-    if not isinstance(cell_size, (int, np.integer)) or cell_size < 1:
-        raise ValueError(f"cell_size must be a positive integer, got {cell_size!r}")
+    cell_size = check_int("cell_size", cell_size, low=1)
     h, w = shape
     rows, cols = np.arange(h) // cell_size, np.arange(w) // cell_size
     return rows[:, None] * (cols.max() + 1) + cols[None, :]
@@ -166,8 +165,7 @@ def sample_neighborhood(bundle: ModelBundle, image: np.ndarray, num_samples: int
     """
     from lime.lime_image import LimeImageExplainer  # lazy: heavy import
 
-    if not isinstance(num_samples, (int, np.integer)) or num_samples < 2:
-        raise ValueError(f"num_samples must be an integer >= 2, got {num_samples!r}")
+    num_samples = check_int("num_samples", num_samples, low=2)
     image = check_rgb_image(image)
     bundle.check_images(image[None])
     seed = check_seed(seed)

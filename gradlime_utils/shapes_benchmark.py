@@ -22,6 +22,7 @@ from .models import ModelBundle
 from .runtime import resolve_device, set_seed
 from .training import fit, restore
 from .plotting import CMAPS
+from .validation import check_int
 
 CLASS_SHAPES = ("cross", "disc")
 DISTRACTOR_SHAPES = ("square", "triangle", "bar")
@@ -80,8 +81,7 @@ def make_shapes_benchmark(n: int = 400, size: int = 56, object_size: int = 12, n
     """
     cell = object_size + 2
     per_side = size // cell
-    if not isinstance(n, (int, np.integer)) or n < 2:
-        raise ValueError(f"n must be an integer >= 2, got {n!r}")
+    n = check_int("n", n, low=2)
     if per_side * per_side < n_distractors + 1:
         raise ValueError(f"a {size}-pixel image has room for {per_side * per_side} objects of {object_size} pixels, "
                          f"not {n_distractors + 1}")

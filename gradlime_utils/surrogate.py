@@ -14,7 +14,7 @@ import numpy as np
 from skimage.segmentation import mark_boundaries
 
 from .neighborhood import Neighborhood
-from .validation import as_heatmap, check_choice, check_label, ranking
+from .validation import as_heatmap, check_choice, check_int, check_label, ranking
 
 MODES = ("feature", "importance", "none")
 
@@ -96,8 +96,7 @@ def _fit(neighborhood: Neighborhood, design: np.ndarray, label: int, num_feature
 def _check_num_features(neighborhood: Neighborhood, num_features: int | None) -> int:
     if num_features is None:
         return neighborhood.num_superpixels
-    if not isinstance(num_features, (int, np.integer)) or num_features < 1:
-        raise ValueError(f"num_features must be a positive integer or None, got {num_features!r}")
+    num_features = check_int("num_features", num_features, low=1)
     return int(num_features)
 
 

@@ -17,6 +17,8 @@ import ipywidgets as widgets
 import matplotlib
 import matplotlib.pyplot as plt
 
+from .validation import check_int
+
 
 def figure_to_image(fig: matplotlib.figure.Figure, dpi: int = 90, formats: Sequence[str] = ("png", "jpeg"),
                     quality: int = 88) -> tuple[bytes, str]:
@@ -50,8 +52,7 @@ class SliderFigure(widgets.VBox):
             raise ValueError(f"slider_figure takes one or two parameters, got {list(params)}")
         if not callable(draw):
             raise TypeError(f"draw must be a function returning a matplotlib Figure, got {draw!r}")
-        if isinstance(dpi, bool) or not isinstance(dpi, int) or dpi < 10:
-            raise ValueError(f"dpi must be an integer >= 10, got {dpi!r}")
+        dpi = check_int("dpi", dpi, low=10)
         self.draw, self.dpi = draw, dpi
         self.names = list(params)
         for name, vals in params.items():

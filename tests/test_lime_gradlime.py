@@ -165,7 +165,7 @@ def test_segmentations_give_contiguous_labels(segmentation):
 
 
 def test_bad_inputs(mnist_bundle, digit, mnist_nb):
-    with pytest.raises(ValueError, match="num_samples must be an integer >= 2"):
+    with pytest.raises(ValueError, match="num_samples must be >= 2, got 1"):
         gu.sample_neighborhood(mnist_bundle, digit, num_samples=1)
     with pytest.raises(ValueError, match="segmentation must be one of"):
         gu.sample_neighborhood(mnist_bundle, digit, num_samples=10, segmentation="watershed")
