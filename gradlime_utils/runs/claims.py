@@ -59,7 +59,8 @@ class Claim:
     family: str           # the forest plot's axis: claims of one family share it
     sesoi: float          # the smallest effect that would matter (nan: a bound claim, or untestable)
     stand_in: str = ""    # what the run stands in with
-    measure: Callable[[dict], "Measured"] | None = None  # results -> measurement; None: not testable here
+    measure: Callable[[dict, float], "Measured | None"] | None = None  # results -> measurement (None: the run
+    # holds no evidence for it, e.g. GAD run without its null control); no measure: not testable here
     needs: str = ""       # for an untestable claim: what it needs
 
 
@@ -152,8 +153,10 @@ def _localisation(d: dict, level: float) -> Measured:
 
 def _gad(table: str, occlusion: str) -> Callable[[dict, float], Measured]:
     def measure(d: dict, level: float) -> Measured:
-        rows = [r for r in d["gad_tables.json"]["null_comparison"] if r["table"] == table
+        rows = [r for r in d["gad_tables.json"].get("null_comparison", []) if r["table"] == table
                 and r["rule"] == "top_fraction" and r["occlusion"] == occlusion]
+        if not rows:  # run without the null control (null=None): nothing to set the claim against
+            return None
         real = np.nanmean([r["real_by_training"] for r in rows], axis=0)
         null = np.nanmean([r["null_by_training"] for r in rows], axis=0)
         diff = welch_difference(real, null, level=level)
@@ -299,6 +302,8 @@ def finding(claim: Claim, results: dict | None) -> Finding:
     if results is None:
         return Finding(claim, None, UNDECIDED)
     m = claim.measure(results, _level(claim.paper))
+    if m is None:
+        return Finding(claim, None, UNDECIDED)
     return Finding(claim, m, verdict_words(m.low, m.high, claim.sesoi, m.decided))
 
 
@@ -325,7 +330,8 @@ def sentence(f: Finding) -> str:
     c = f.claim
     head = f"{c.paper} ({c.place}): \"{c.quote}\" - **{f.verdict}**"
     if f.measured is None:
-        return head + (f" ({c.needs})." if c.needs else " (this run has no results for it).")
+        return head + (f" ({c.needs})." if c.needs else " (this run has no evidence for it: the chapter did not "
+                                                         "run, or ran without the null it is set against).")
     m = f.measured
     level = _level(c.paper)
     return (f"{head}: {c.quantity} = {_number(m.effect)} [{_number(m.low)}, {_number(m.high)}] "
