@@ -24,6 +24,16 @@ CUB_URL = "https://data.caltech.edu/records/65de6-vp158/files/CUB_200_2011.tgz"
 _MNIST_PAIR = re.compile(r"^mnist_(\d)_vs_(\d)$")
 
 
+class Counts(dict):
+    """Images per class: a dict that reads as words where a chapter prints it, never as a raw dict."""
+
+    def __str__(self) -> str:
+        return ", ".join(f"{n} {name}" for name, n in self.items())
+
+    def __format__(self, spec: str) -> str:  # f-strings format with it
+        return format(str(self), spec)
+
+
 @dataclass
 class BinaryDataset(torch.utils.data.Dataset):
     """A two-class image dataset whose items are ``(uint8 H×W×3 image, label in {0, 1})``.
@@ -71,9 +81,9 @@ class BinaryDataset(torch.utils.data.Dataset):
             pixels = [hashlib.sha256(Path(p).read_bytes()).hexdigest() for p in self.paths]
         return content_digest(self.labels, list(self.class_names), self.size, self.mode, *pixels)
 
-    def counts(self) -> dict[str, int]:
-        """Number of images per class name."""
-        return {c: int((self.labels == k).sum()) for k, c in enumerate(self.class_names)}
+    def counts(self) -> "Counts":
+        """Number of images per class name (a dict that prints as "400 digit 3, 400 digit 8")."""
+        return Counts({c: int((self.labels == k).sum()) for k, c in enumerate(self.class_names)})
 
     def subset(self, indices: Sequence[int]) -> "BinaryDataset":
         idx = np.asarray(list(indices), dtype=int)

@@ -36,8 +36,8 @@ import pandas as pd
 import torch
 from scipy.stats import ttest_1samp
 from skimage.segmentation import mark_boundaries
-from tqdm.auto import tqdm
 
+from .runtime import progress_bar as tqdm
 from .attributions import (
     ATTRIBUTION_METHODS,
     METHODS,

@@ -39,8 +39,8 @@ import numpy as np
 import torch
 from scipy.stats import spearmanr
 from skimage.segmentation import slic
-from tqdm.auto import tqdm
 
+from .runtime import progress_bar as tqdm
 from . import evaluation as ev
 from .evaluation import _inputs, _labels
 from .evaluation import _quantus as q

@@ -32,8 +32,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from tqdm.auto import tqdm
 
+from .runtime import progress_bar as tqdm
 from .datasets import CUB_URL, default_data_root
 from .models import TORCHVISION_MODELS, _torchvision_spec, torchvision_weights_path
 from .paper import Need, locate

@@ -17,8 +17,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from scipy.stats import wilcoxon
-from tqdm.auto import tqdm
 
+from .runtime import progress_bar as tqdm
 from .attributions import ATTRIBUTION_METHODS, SHORT_NAMES
 from .datasets import load_binary_dataset
 from .gad import SupportModels, combine_maps, gad_map, train_binary_classifier, train_support_models

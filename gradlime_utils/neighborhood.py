@@ -15,8 +15,8 @@ import skimage.segmentation
 import sklearn.metrics
 import torch
 from sklearn.utils import check_random_state
-from tqdm.auto import tqdm
 
+from .runtime import progress_bar as tqdm
 from .models import ModelBundle
 from .validation import check_choice, check_hide_color, check_int, check_rgb_image, check_seed, check_segments
 

@@ -21,8 +21,8 @@ import sys
 import time
 from pathlib import Path
 
-from tqdm.auto import tqdm
 
+from .runtime import progress_bar as tqdm
 from .fixtures import UNKIND_PETS, paper_fixtures
 from .paper import PAPER_WEIGHTS, chapter_needs, check
 from .runs import reproduce

@@ -25,6 +25,24 @@ DEVICES = ("auto", "cpu", "cuda")
 INPUTS: list[dict] = []
 
 
+def progress_bar(*args, disable: bool = False, **kwargs):
+    """tqdm.auto's progress bar, switched off when ``disable`` is true *or* ``$TQDM_DISABLE`` is set. The book
+    build sets the variable (a bar left on a published page is noise), and tqdm itself lets an explicit
+    ``disable=False`` override it, so every bar of the package goes through here."""
+    from tqdm.auto import tqdm  # lazy: heavy import
+
+    return tqdm(*args, disable=bool(disable) or bool(os.environ.get("TQDM_DISABLE")), **kwargs)
+
+
+def _write_beside_bars(*args, **kwargs) -> None:
+    from tqdm.auto import tqdm  # lazy: heavy import
+
+    tqdm.write(*args, **kwargs)
+
+
+progress_bar.write = _write_beside_bars  # tqdm.write: a line printed without breaking an open bar
+
+
 def record_input(kind: str, name: str, path) -> None:
     """Note that this process read ``kind`` ("weights" or "dataset") ``name`` from ``path``."""
     entry = {"kind": kind, "name": name, "path": str(path)}

@@ -10,8 +10,8 @@ from typing import Callable
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
+from .runtime import progress_bar as tqdm
 from .cache import load_checkpoint
 from .validation import check_int, check_seed
 

@@ -97,3 +97,19 @@ def test_set_seed_turns_on_deterministic_algorithms_where_a_gpu_is_present(monke
         assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
     finally:
         torch.use_deterministic_algorithms(before)
+
+
+def test_progress_bars_obey_tqdm_disable_even_when_asked_for(monkeypatch, capsys):
+    """The book build sets TQDM_DISABLE; tqdm lets an explicit disable=False override it, which left progress
+    bars on the published pages. runtime.progress_bar does not."""
+    from gradlime_utils.runtime import progress_bar
+
+    monkeypatch.setenv("TQDM_DISABLE", "1")
+    assert progress_bar(range(3), disable=False).disable
+    monkeypatch.delenv("TQDM_DISABLE")
+    bar = progress_bar(range(3), disable=False)
+    assert not bar.disable
+    bar.close()
+    assert progress_bar(range(3), disable=True).disable
+    progress_bar.write("a line")
+    assert "a line" in capsys.readouterr().out

@@ -213,15 +213,16 @@ def _hours(h: float) -> str:
 
 
 def format_power_table(rows: list[PowerRow]) -> str:
-    """The table as Markdown: claim, effect, spread, n needed, n used, GPU time, and what the paper profile does."""
-    out = ["| chapter | claim | quantity | effect to resolve | spread (measured on) | BH cells | n needed "
-           "(80% power) | n used (paper) | GPU time at n needed |", "|---|---|---|---|---|---|---|---|---|"]
+    """The table as Markdown, six columns that fit the book's text column: the chapter and claim (with what is
+    measured), the effect to resolve against the measured spread, the BH cells, n needed, n used, GPU time."""
+    out = ["| ch. | claim: what is measured | effect / spread (measured on) | n needed (80% power, BH cells) "
+           "| n used (paper) | GPU time at n needed |", "|---|---|---|---|---|---|"]
     for r in rows:
         effect = "any" if math.isnan(r.effect) else f"{r.effect:g}"
         spread = r.spread_from if math.isnan(r.spread) else f"{r.spread:.3g} ({r.spread_from})"
         used = f"{r.n_used:,}" + ("" if r.enough else f" (too few: {r.reason})")
-        out.append(f"| {r.chapter} | {r.claim} | {r.quantity} | {effect} | {spread} | {r.cells} | "
-                   f"{_n(r.n_needed)} {r.unit} | {used} | {_hours(r.gpu_hours)} |")
+        out.append(f"| {r.chapter[:2]} | {r.claim}: {r.quantity} | {effect} / {spread} | {_n(r.n_needed)} {r.unit} "
+                   f"({r.cells}) | {used} | {_hours(r.gpu_hours)} |")
     return "\n".join(out)
 
 

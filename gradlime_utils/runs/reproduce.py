@@ -33,8 +33,8 @@ from pathlib import Path
 
 import torch
 from PIL import Image
-from tqdm.auto import tqdm
 
+from ..runtime import progress_bar as tqdm
 from ..models import QUERY_LOG_ENV
 from ..paper import check
 from ..runtime import DEVICES, PROFILES, resolve_device

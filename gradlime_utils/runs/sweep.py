@@ -28,8 +28,8 @@ import re
 import sys
 from pathlib import Path
 
-from tqdm.auto import tqdm
 
+from ..runtime import progress_bar as tqdm
 from ..paper import check
 from .reproduce import (
     NOTEBOOK_DIR,
