@@ -44,16 +44,12 @@ book: $(VENV)/.installed-book vendor
 	TQDM_DISABLE=1 PATH="$(abspath $(VENV))/bin:$$PATH" $(JB) build -W -n --keep-going .
 	@echo "Book: _build/html/index.html"
 
-# The student edition: the same executed book without exercise solutions (and without page sources), built from
-# the executed notebooks of `make book` (nothing runs twice) and placed beside it, at _build/html/student.
+# The student edition: the same book without exercise solutions (and without page sources), in _build/student.
 book-student: $(VENV)/.installed-book vendor
-	@test -d _build/jupyter_execute || { echo "make book-student needs the executed chapters: run make book first"; exit 1; }
-	rm -rf _build/student _build/student-src _build/html/student
-	$(PY) scripts/student_edition.py . _build/student-src
+	rm -rf _build/student
 	GRADLIME_EDITION=student TQDM_DISABLE=1 PATH="$(abspath $(VENV))/bin:$$PATH" \
-	  $(JB) build -W -n --keep-going --path-output _build/student _build/student-src
-	cp -r _build/student/_build/html _build/html/student
-	@echo "Student edition: _build/html/student/index.html"
+	  $(JB) build -W -n --keep-going --path-output _build/student .
+	@echo "Student edition: _build/student/_build/html/index.html"
 
 test: $(VENV)/.installed-test $(VENV)/.installed-book  # the book extra: the student-edition test builds a small book
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m pytest
