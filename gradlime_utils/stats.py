@@ -8,7 +8,7 @@ import numpy as np
 from scipy import stats
 from scipy.stats import wilcoxon
 
-from .validation import check_int
+from .validation import check_int, check_probability
 
 
 def _scores(name: str, values) -> np.ndarray:
@@ -54,14 +54,6 @@ def paired_test(a: Sequence[float], b: Sequence[float]) -> float:
     return float(wilcoxon(a[keep], b[keep]).pvalue)
 
 
-def _probability(name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, (float, int, np.floating, np.integer)):
-        raise TypeError(f"{name} must be a number in (0, 1), got {value!r}")
-    if not 0 < value < 1:
-        raise ValueError(f"{name} must lie in (0, 1), got {value!r}")
-    return float(value)
-
-
 def _positive(name: str, value) -> float:
     if isinstance(value, bool) or not isinstance(value, (float, int, np.floating, np.integer)):
         raise TypeError(f"{name} must be a positive number, got {value!r}")
@@ -78,7 +70,7 @@ def t_test_power(n: int, effect: float, sd: float, alpha: float = 0.05, arms: in
     through the noncentral t distribution."""
     n = check_int("n", n, low=2)
     arms = check_int("arms", arms, low=1, high=2)
-    effect, sd, alpha = _positive("effect", effect), _positive("sd", sd), _probability("alpha", alpha)
+    effect, sd, alpha = _positive("effect", effect), _positive("sd", sd), check_probability("alpha", alpha)
     df = arms * (n - 1)
     ncp = effect / (sd * np.sqrt(arms / n))
     crit = stats.t.ppf(1 - alpha / 2, df)
@@ -92,7 +84,7 @@ def n_for_power(effect: float, sd: float, alpha: float = 0.05, power: float = 0.
                 limit: int = 10**6) -> int | None:
     """The smallest number of units per arm (images, trainings, GA runs) at which :func:`t_test_power` reaches
     ``power``; ``None`` when not even ``limit`` units would (say so, never a made-up size)."""
-    power = _probability("power", power)
+    power = check_probability("power", power)
     t_test_power(2, effect, sd, alpha, arms)  # validates the rest
     if t_test_power(limit, effect, sd, alpha, arms) < power:
         return None
@@ -116,5 +108,5 @@ def draws_for_rank_test(cells: int, alpha: float = 0.05) -> int:
     alpha / cells (BH's bar for the smallest p when it is the only effect; with every cell an effect, the bar is
     alpha itself)."""
     cells = check_int("cells", cells, low=1)
-    alpha = _probability("alpha", alpha)
+    alpha = check_probability("alpha", alpha)
     return max(1, int(np.ceil(cells / alpha - 1 - 1e-9)))

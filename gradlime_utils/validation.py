@@ -37,6 +37,16 @@ def derive_seed(seed: Any, offset: int) -> int:
     return (check_seed(seed) + int(offset)) % 2**32
 
 
+def check_probability(name: str, value: Any) -> float:
+    """A number strictly between 0 and 1 (a level, a power, an alpha): ``TypeError`` for another kind (a bool
+    included), ``ValueError`` outside (0, 1)."""
+    if isinstance(value, bool) or not isinstance(value, (float, int, np.floating, np.integer)):
+        raise TypeError(f"{name} must be a number in (0, 1), got {value!r}")
+    if not 0 < value < 1:
+        raise ValueError(f"{name} must lie in (0, 1), got {value!r}")
+    return float(value)
+
+
 def check_choice(name: str, value: Any, choices) -> Any:
     """The choice equal to ``value`` (so ``numpy.str_("lime")`` comes back as ``"lime"``); the message lists them.
 

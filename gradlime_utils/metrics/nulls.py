@@ -17,7 +17,7 @@ from scipy.stats import binomtest
 from scipy.stats import t as student_t
 
 from ..map_metrics import _as_map, rank_agreement, top_region_iou
-from ..validation import check_choice, check_finite, check_int, check_seed
+from ..validation import check_choice, check_finite, check_int, check_probability, check_seed
 
 RANDOM_MAP_KINDS = ("uniform", "superpixel")
 RANDOM_HEATMAPS = ("superpixel", "smooth")
@@ -69,14 +69,6 @@ def _numeric(name: str, values) -> np.ndarray:
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"{name} must be numeric, got an array of {arr.dtype}")
     return arr.astype(float)
-
-
-def _alpha(alpha) -> float:
-    if isinstance(alpha, bool) or not isinstance(alpha, (float, int, np.floating, np.integer)):
-        raise TypeError(f"alpha must be a number in (0, 1), got {alpha!r}")
-    if not 0 < alpha < 1:
-        raise ValueError(f"alpha must lie in (0, 1), got {alpha!r}")
-    return float(alpha)
 
 
 def _band(band, name: str = "band") -> "ChanceBand":
@@ -201,7 +193,7 @@ def decide_one(value: float, p_adjusted: float, band: ChanceBand, alpha: float =
     """The verdict of one cell from its (adjusted) p-value: the side is where ``value`` lies from the null's
     median."""
     _band(band)
-    alpha = _alpha(alpha)
+    alpha = check_probability("alpha", alpha)
     if isinstance(value, (bool, str)) or np.ndim(value) != 0:
         raise TypeError(f"value must be a real number, got {value!r}")
     if not np.isfinite(value):
@@ -225,7 +217,7 @@ def decide(values: Sequence[float], bands: Sequence[ChanceBand], alpha: float = 
         raise ValueError(f"values and bands must have equal lengths, got {len(values)} and {len(bands)}")
     for k, b in enumerate(bands):
         _band(b, f"bands[{k}]")
-    alpha = _alpha(alpha)
+    alpha = check_probability("alpha", alpha)
     raw = np.array([b.p_value(v) if np.isfinite(v) else np.nan for v, b in zip(values, bands)], dtype=float)
     adj = adjust_pvalues(raw, method)
     return [decide_one(v, a, b, alpha) for v, a, b in zip(values, adj, bands)], raw, adj
