@@ -5,7 +5,8 @@ Per page: every <img> loaded, zero console errors, zero failed requests, zero re
 rendered where there are widgets, and nothing hidden past the text column at 1280 px: no table, no code,
 no printed output and no shell command wider than the column (a chapter's code lines stay within 88
 characters, which tests/test_packaging.py holds); no progress bar or raw Python dict in an output, and no table
-cell whose "±" breaks over two lines. One screenshot per page. Exit status 1 if any page fails.
+cell whose "±" breaks over two lines. One screenshot per page. Exit status 1 if any page fails. The student
+edition under student/ is the same pages without the solutions and is left out (its build is checked by -W).
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from urllib.parse import urlparse
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 LOCAL_SCHEMES = {"data", "blob", "about"}
-SKIP_DIRS = {"_static", "_sources", "_images", "reports", "_sphinx_design_static"}
+SKIP_DIRS = {"_static", "_sources", "_images", "reports", "_sphinx_design_static", "student"}
 
 PAGE_PROBE = """() => {
   const imgs = [...document.images];

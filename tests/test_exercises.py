@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import nbformat
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -39,15 +40,21 @@ SECRET-ANSWER-FOUR
 """
 
 
-def build(tmp_path, edition):
+def build(tmp_path, edition, execution="'off'", cache=None, pages=()):
+    """Build a one-page book (plus `pages`: name -> notebook) in `edition`; `cache` shares the execution."""
     book = tmp_path / edition
     book.mkdir()
     (book / "intro.md").write_text(PAGE)
-    (book / "_toc.yml").write_text("format: jb-book\nroot: intro\n")
+    for name, notebook in dict(pages).items():
+        nbformat.write(notebook, book / name)
+    chapters = "".join(f"  - file: {Path(name).stem}\n" for name in dict(pages))
+    (book / "_toc.yml").write_text("format: jb-book\nroot: intro\n" + (f"chapters:\n{chapters}" if chapters else ""))
     (book / "_config.yml").write_text(
-        "title: t\nexecute:\n  execute_notebooks: 'off'\nsphinx:\n  extra_extensions: [sphinx_exercise]\n"
+        f"title: t\nexecute:\n  execute_notebooks: {execution}\nsphinx:\n  extra_extensions: [sphinx_exercise]\n"
         f"  local_extensions:\n    student_build: {REPO / '_ext'}\n")
     env = {**os.environ, "GRADLIME_EDITION": edition}
+    if cache is not None:
+        env["GRADLIME_EXECUTION_CACHE"] = str(cache)
     jb = Path(sys.executable).parent / "jupyter-book"
     result = subprocess.run([str(jb), "build", "-W", "-n", str(book)], env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
@@ -68,6 +75,29 @@ def test_student_edition_has_no_solutions_and_instructor_edition_folds_them(tmp_
     assert "What is two plus two?" in page
     assert "SECRET-ANSWER-FOUR" not in everything(student)  # pages, search index and sources alike
     assert not (student / "_sources").exists()
+
+
+@pytest.mark.slow
+def test_the_student_edition_reuses_the_instructor_run_with_its_glued_values(tmp_path):
+    """`make book`'s two builds share one execution: the student edition executes nothing and shows the numbers
+    glued by the instructor build's run (a forced build's executed copies lose glue data, so without the shared
+    cache the student build would have to run every chapter again)."""
+    runs = tmp_path / "runs.txt"
+    notebook = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell(f"from pathlib import Path\nPath({str(runs)!r}).open('a').write('ran\\n')"),
+        nbformat.v4.new_code_cell("import random\nfrom myst_nb import glue\n"
+                                  "glue('draw', random.randint(10**8, 10**9), display=False)"),
+        nbformat.v4.new_markdown_cell("# Chapter\n\nThe draw was {glue:text}`draw`."),
+    ])
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    cache = tmp_path / "jupyter_cache"
+    instructor = build(tmp_path, "instructor", execution="force", cache=cache, pages={"chapter.ipynb": notebook})
+    student = build(tmp_path, "student", execution="force", cache=cache, pages={"chapter.ipynb": notebook})
+    assert runs.read_text() == "ran\n"  # one execution for both editions, although _config.yml says force
+    glued = re.compile(r"The draw was <span class=\"pasted-text\">(\d{9})<")
+    drawn = glued.search((instructor / "chapter.html").read_text()).group(1)
+    assert glued.search((student / "chapter.html").read_text()).group(1) == drawn
+    assert "SECRET-ANSWER-FOUR" not in everything(student)
 
 
 def test_the_teaching_page_cites_exercises_by_their_labels():
