@@ -853,15 +853,17 @@ def photo_sources(profile: str, image_names: Sequence[str], data_root=None, n_im
 
 def plot_method_maps(image: np.ndarray, title: str, maps: Mapping[str, np.ndarray], cols: int = 6, path=None):
     """The first image and every method's map of it (``maps``: name -> N×H×W, the first is drawn), on a grid of
-    ``cols`` columns. A map with negative values is drawn signed (blue-red, centred on zero), others from zero."""
+    ``cols`` columns. A map with negative values is drawn signed (blue-red, centred on zero), others from zero.
+    The colour scale ends at the 99th percentile of ``|value|`` (beyond it, clipped): pixel gradients put most of
+    their magnitude in a few pixels, and scaled to the maximum the rest of the map would be drawn blank."""
     fig, axes = plt.subplots(int(np.ceil((len(maps) + 1) / cols)), cols, figsize=(13, 4.6), squeeze=False)
     axes = axes.ravel()
     axes[0].imshow(image); axes[0].set_title(title, fontsize=8)
     for ax, (name, a) in zip(axes[1:], maps.items()):
-        lim = np.abs(a[0]).max() or 1.0
+        lim = float(np.percentile(np.abs(a[0]), 99)) or float(np.abs(a[0]).max()) or 1.0
         signed = a[0].min() < 0
         ax.imshow(a[0], cmap=CMAPS["signed"] if signed else CMAPS["map"], vmin=-lim if signed else 0, vmax=lim)
-        ax.set_title(name, fontsize=8)
+        ax.set_title(name, fontsize=9)
     for ax in axes:
         ax.set_axis_off()
     return finish_figure(fig, path=path, dpi=80)

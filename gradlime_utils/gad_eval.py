@@ -544,7 +544,7 @@ def plot_support_maps(image: np.ndarray, maps: Mapping[int, object], class_names
         axes[t + 1].set_title(f"IG, class {class_names[t]}", fontsize=9)
     for ax in axes:
         ax.set_axis_off()
-    fig3, axes = plt.subplots(2, len(alphas) + 1, figsize=(2.1 * (len(alphas) + 1), 4.6))
+    fig3, axes = plt.subplots(2, len(alphas) + 1, figsize=(2.1 * (len(alphas) + 1), 5.2))
     for t in (0, 1):
         for k, a in enumerate(alphas):
             axes[t, k].imshow(maps[t].per_model[k, 0], cmap=CMAPS["map"])

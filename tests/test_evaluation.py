@@ -219,6 +219,10 @@ def test_the_chapters_map_figures_draw_what_they_are_given(tmp_path):
     signed = fig.axes[2].images[0]
     assert signed.get_cmap().name == "RdBu_r" and signed.get_clim()[0] == -signed.get_clim()[1]
     assert fig.axes[1].images[0].get_clim()[0] == 0 and (tmp_path / "maps.pdf").is_file()
+    spiky = maps["saliency (Orig.)"].copy()
+    spiky[0, 0, 0] = 1e4  # one extreme pixel, as pixel gradients have, must not wash the rest of the map out
+    fig = ev.plot_method_maps(bench.images[0], "first image", {"spiky": spiky})
+    assert fig.axes[1].images[0].get_clim()[1] == np.percentile(np.abs(spiky[0]), 99) < 10
 
     scores = {m: {"PointingGame": np.arange(6) / 10, "RelevanceRankAccuracy": np.full(6, 0.25)} for m in maps}
     fig = ev.plot_localisation_maps(bench, maps, ["LIME"], [4], scores=scores)
