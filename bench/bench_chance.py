@@ -28,8 +28,8 @@ import numpy as np
 import torch
 
 import gradlime_utils as gu
-from gradlime_utils import evaluation as ev
-from gradlime_utils import faithfulness as fa
+from gradlime_utils.metrics import faithfulness as fa
+from gradlime_utils.metrics import quantus_bridge as qb
 from gradlime_utils.metrics import nulls
 
 
@@ -42,8 +42,8 @@ def main() -> None:
     labels = bundle.predict_proba(images).argmax(axis=1)
     settings = fa.FaithfulnessSettings.for_profile("quick", 224)
     maps = nulls.random_maps("uniform", args.maps, (4, 224, 224), seed=1)
-    q = ev._quantus()
-    x = ev._inputs(bundle, images)
+    q = qb._quantus()
+    x = qb._inputs(bundle, images)
     kw = {"disable_warnings": True, "display_progressbar": False}
 
     def quantus(metric, a):

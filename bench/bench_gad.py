@@ -21,10 +21,10 @@ import time
 import numpy as np
 
 import gradlime_utils as gu
-from gradlime_utils.attributions import ATTRIBUTION_METHODS
-from gradlime_utils.gad import gad_map, train_support_models
-from gradlime_utils.gad_eval import evaluate_gad
-from gradlime_utils.hull_metrics import convex_hull_mask, relative_complexity, relative_sensitivity
+from gradlime_utils.methods.attributions import ATTRIBUTION_METHODS
+from gradlime_utils.methods.gad import gad_map, train_support_models
+from gradlime_utils.experiments.ch03_gad import evaluate_gad
+from gradlime_utils.metrics.hull import convex_hull_mask, relative_complexity, relative_sensitivity
 
 
 def main() -> None:

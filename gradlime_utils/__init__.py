@@ -2,25 +2,27 @@
 
 Chapters import from here; each concept lives in its own module.
 """
-from .cache import atomic_torch_save, cache_dir, config_key, load_checkpoint
-from .attributions import ATTRIBUTION_METHODS, attribution_maps
-from .datasets import DATASET_NAMES, BinaryDataset, image_files, load_binary_dataset, mnist_arrays
-from .evolime import EvolutionResult, evolve_explanation
-from .gad import SupportModels, distanced_targets, gad_map, train_support_models
-from .gradcam import GradCamResult, gradcam
-from .heatmap import LimeHeatmap, lime_heatmap
-from .map_metrics import deletion_insertion, occlusion_sensitivity
-from .hull_metrics import convex_hull_mask, relative_complexity, relative_sensitivity
-from .images import SAMPLE_IMAGES, load_image
-from .models import MODEL_NAMES, ModelBundle, imagenet_class_names, load_model
-from .neighborhood import SEGMENTATIONS, Neighborhood, sample_neighborhood, segment_image
-from .runtime import (DEVICES, PROFILES, by_profile, check_profile, environment_report, resolve_device, write_json,
-                      write_rows, set_seed)
-from .stability import (StabilityCurve, describe_stability, plot_stability, seeded_neighborhoods, stability_curve, stability_study,
-                        stability_summary)
-from .surrogate import MODES, SurrogateExplanation, explain_gradlime, explain_lime, superpixel_activation
-from .plotting import CMAPS, glue
-from .widgets import slider_figure
+from gradlime_utils.cache import atomic_torch_save, cache_dir, config_key, load_checkpoint
+from gradlime_utils.data.datasets import DATASET_NAMES, BinaryDataset, image_files, load_binary_dataset, mnist_arrays
+from gradlime_utils.data.images import SAMPLE_IMAGES, load_image
+from gradlime_utils.data.models import MODEL_NAMES, ModelBundle, imagenet_class_names, load_model
+from gradlime_utils.experiments.ch01_lime import (StabilityCurve, describe_stability, plot_stability,
+                                                  seeded_neighborhoods, stability_curve, stability_study,
+                                                  stability_summary)
+from gradlime_utils.methods.attributions import ATTRIBUTION_METHODS, attribution_maps
+from gradlime_utils.methods.evolime import EvolutionResult, evolve_explanation
+from gradlime_utils.methods.gad import SupportModels, distanced_targets, gad_map, train_support_models
+from gradlime_utils.methods.gradcam import GradCamResult, gradcam
+from gradlime_utils.methods.lime_heatmap import LimeHeatmap, lime_heatmap
+from gradlime_utils.methods.neighborhood import SEGMENTATIONS, Neighborhood, sample_neighborhood, segment_image
+from gradlime_utils.methods.surrogate import (MODES, SurrogateExplanation, explain_gradlime, explain_lime,
+                                              superpixel_activation)
+from gradlime_utils.metrics.hull import convex_hull_mask, relative_complexity, relative_sensitivity
+from gradlime_utils.metrics.maps import deletion_insertion, occlusion_sensitivity
+from gradlime_utils.plotting import CMAPS, glue
+from gradlime_utils.runtime import (DEVICES, PROFILES, by_profile, check_profile, environment_report, resolve_device,
+                                    write_json, write_rows, set_seed)
+from gradlime_utils.widgets import slider_figure
 
 __version__ = "0.1.0"
 

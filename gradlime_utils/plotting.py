@@ -9,7 +9,6 @@ import numpy as np
 from IPython.display import Markdown
 from skimage.segmentation import mark_boundaries
 
-from .surrogate import SurrogateExplanation
 
 
 # One colour map per quantity, for every figure of the book (a test fails on any other colour map name written in
@@ -29,7 +28,7 @@ def show_segments(ax, image: np.ndarray, segments: np.ndarray, title: str | None
     ax.set_axis_off()
 
 
-def show_explanation(ax, explanation: SurrogateExplanation, image: np.ndarray, num_features: int = 5,
+def show_explanation(ax, explanation: "SurrogateExplanation", image: np.ndarray, num_features: int = 5,
                      positive_only: bool = False, hide_rest: bool = False, title: str | None = None) -> None:
     """lime's two standard views: top positive superpixels on black (``hide_rest``), or green/red tints."""
     if hide_rest:

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .validation import check_seed, check_choice
+from gradlime_utils.validation import check_seed, check_choice
 
 #: The run profiles every notebook understands (see ``book/reproducing.md``).
 PROFILES = ("smoke", "quick", "paper")

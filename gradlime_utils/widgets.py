@@ -17,7 +17,7 @@ import ipywidgets as widgets
 import matplotlib
 import matplotlib.pyplot as plt
 
-from .validation import check_int
+from gradlime_utils.validation import check_int
 
 
 def figure_to_image(fig: matplotlib.figure.Figure, dpi: int = 90, formats: Sequence[str] = ("png", "jpeg"),

@@ -5,8 +5,15 @@ import numpy as np
 import pytest
 
 import gradlime_utils as gu
-from gradlime_utils import evolime, gad, heatmap, hull_metrics, map_metrics, neighborhood, normlime, widgets
-from gradlime_utils.attributions import attribution_maps, baseline_input
+from gradlime_utils import widgets
+from gradlime_utils.methods import evolime
+from gradlime_utils.methods import gad
+from gradlime_utils.metrics import hull as hull_metrics
+from gradlime_utils.metrics import maps as map_metrics
+from gradlime_utils.methods import neighborhood
+from gradlime_utils.methods import normlime
+from gradlime_utils.methods.attributions import attribution_maps, baseline_input
+from gradlime_utils.metrics import nulls
 from gradlime_utils.metrics.nulls import paired_difference
 from gradlime_utils.runtime import set_seed
 
@@ -103,7 +110,7 @@ CASES = [
     ("distanced alpha string", lambda c: gad.distanced_targets(np.zeros((2, 2)), [0, 1], "2"), ValueError, "alpha"),
     ("NaN logits", lambda c: gad.distanced_targets(np.array([[np.nan, 1.0]]), [0], 2), ValueError, "logits"),
     ("labels not binary", lambda c: gad.distanced_targets(np.zeros((2, 2)), [0, 3], 2), ValueError, "labels"),
-    ("null name", lambda c: gad.null_labels(np.array([0, 1]), "random"), ValueError, "null must be"),
+    ("null name", lambda c: nulls.null_labels(np.array([0, 1]), "random"), ValueError, "null must be"),
     ("attribution batch_size", lambda c: attribution_maps(c["bundle"].model, c["bundle"].preprocess(c["digits"]),
                                                           0, "saliency", batch_size=0), ValueError, "batch_size"),
     ("attribution method", lambda c: attribution_maps(c["bundle"].model, c["bundle"].preprocess(c["digits"]),
@@ -114,13 +121,13 @@ CASES = [
      "images is empty"),
     ("gad_map combine", lambda c: gad.gad_map(c["support"], c["digits"], 0, "saliency", combine="max"),
      ValueError, "combine must be"),
-    ("evaluate_gad label 7", lambda c: __import__("gradlime_utils.gad_eval", fromlist=["x"]).evaluate_gad(
+    ("evaluate_gad label 7", lambda c: __import__("gradlime_utils.experiments.ch03_gad", fromlist=["x"]).evaluate_gad(
         c["support"], c["digits"], np.array([0, 7]), methods=["saliency"], progress=False), ValueError,
      "labels must be the binary classes"),
-    ("evaluate_gad methods string", lambda c: __import__("gradlime_utils.gad_eval", fromlist=["x"]).evaluate_gad(
+    ("evaluate_gad methods string", lambda c: __import__("gradlime_utils.experiments.ch03_gad", fromlist=["x"]).evaluate_gad(
         c["support"], c["digits"], np.array([0, 1]), methods="saliency", progress=False), TypeError,
      "methods must be a list"),
-    ("evaluate_gad supports list", lambda c: __import__("gradlime_utils.gad_eval", fromlist=["x"]).evaluate_gad(
+    ("evaluate_gad supports list", lambda c: __import__("gradlime_utils.experiments.ch03_gad", fromlist=["x"]).evaluate_gad(
         {"real": []}, c["digits"], np.array([0, 1]), progress=False), TypeError, "non-empty list"),
     ("hull of NaN map", lambda c: hull_metrics.convex_hull_mask(np.full((5, 5), np.nan)), ValueError, "NaN"),
     ("hull rule", lambda c: hull_metrics.hull_points(np.ones((5, 5)), rule="median"), ValueError, "rule must be"),
@@ -220,8 +227,7 @@ def _band():
 
 
 def _gad_table(name: str, **kwargs):
-    from gradlime_utils import gad_eval
-
+    from gradlime_utils.experiments import ch03_gad as gad_eval
     record = gad_eval.GadRecord(image=0, label=0, target=0, method="saliency", model="real", rule="top_fraction",
                                 occlusion="black", area_orig=4, area_gad=2, area_sup=1, area_object=3, rc=0.5,
                                 rs_gad=0.2, rs_sup=0.1, on_object_orig=1.0, on_object_gad=1.0)
@@ -229,8 +235,8 @@ def _gad_table(name: str, **kwargs):
 
 
 def _null_cases():
-    from gradlime_utils import evaluation as ev
-    from gradlime_utils import stats
+    from gradlime_utils.experiments import ch04_evaluation as ev
+    from gradlime_utils.metrics import stats
     from gradlime_utils.metrics import nulls
     from gradlime_utils.validation import check_seed
 
@@ -343,9 +349,9 @@ def _null_cases():
         ("set_seed 2**40", lambda: set_seed(2**40), ValueError, "seed must be"),
         ("set_seed float", lambda: set_seed(1.5), TypeError, "seed must be"),
         ("localisation_chance seeds", lambda: ev.localisation_chance(None, 2, seeds=0), ValueError, "seeds"),
-        ("top_rank NaN values", lambda: __import__("gradlime_utils.map_metrics", fromlist=["x"]).top_rank(
+        ("top_rank NaN values", lambda: __import__("gradlime_utils.metrics.maps", fromlist=["x"]).top_rank(
             np.array([np.nan, 1.0]), np.array([0.1, 0.2])), ValueError, "values holds"),
-        ("top_rank shapes", lambda: __import__("gradlime_utils.map_metrics", fromlist=["x"]).top_rank(
+        ("top_rank shapes", lambda: __import__("gradlime_utils.metrics.maps", fromlist=["x"]).top_rank(
             np.ones(3), np.ones(2)), ValueError, "one entry per superpixel"),
         ("table1 unknown model", lambda: _gad_table("table1", model="fake"), ValueError,
          "model 'fake' is not in the records"),
@@ -356,11 +362,11 @@ def _null_cases():
         ("table1 methods string", lambda: _gad_table("table1", methods="saliency"), TypeError,
          "methods must be a list"),
         ("seed_paired_p lengths", lambda: ev.seed_paired_p([1.0, 2.0], [1.0]), ValueError, "equal length"),
-        ("gad null one class", lambda: __import__("gradlime_utils.gad", fromlist=["x"]).null_labels(
+        ("gad null one class", lambda: __import__("gradlime_utils.metrics.nulls", fromlist=["x"]).null_labels(
             np.zeros(10, int), "shuffled_labels", 0), ValueError, "labels hold one class only"),
         ("load_binary_dataset seed -1", lambda: gu.load_binary_dataset("mnist_3_vs_8", seed=-1), ValueError,
          "seed must be"),
-        ("occlusion_drops negative ids", lambda: __import__("gradlime_utils.map_metrics", fromlist=["x"])
+        ("occlusion_drops negative ids", lambda: __import__("gradlime_utils.metrics.maps", fromlist=["x"])
          .occlusion_drops(lambda x: np.ones((len(x), 2)) / 2, np.zeros((4, 5, 3), np.uint8),
                           np.full((4, 5), -1), 0), ValueError, "segments labels must be >= 0"),
         ("degenerate strings", lambda: nulls.degenerate(["a", "b"]), TypeError, "null_values must be numeric"),
@@ -388,6 +394,17 @@ def _null_cases():
          "draws must be a non-negative integer"),
         ("Difference reversed", lambda: nulls.Difference(0.0, 1.0, -1.0, 3, 0, 0, float("nan"), float("nan")),
          ValueError, "low must not exceed high"),
+        ("null_labels unknown null", lambda: nulls.null_labels(np.array([0, 1]), "random"), ValueError,
+         "null must be"),
+        ("permuted negative stream", lambda: nulls.permuted(np.arange(4), 0, -1), ValueError, "stream must be"),
+        ("permuted seed float", lambda: nulls.permuted(np.arange(4), 1.5, 0), TypeError, "seed must be"),
+        ("random_ranking no features", lambda: nulls.random_ranking(0, 0, 0), ValueError, "n_features must be"),
+        ("bootstrap empty", lambda: nulls.bootstrap([], len, 10), ValueError, "items is empty"),
+        ("bootstrap one draw", lambda: nulls.bootstrap([1, 2], len, 1), ValueError, "n_boot must be"),
+        ("random_subsets too large", lambda: nulls.random_subsets(np.arange(3), 4, 2), ValueError, "size must be"),
+        ("random_subsets no count", lambda: nulls.random_subsets(np.arange(3), 2, 0), ValueError, "count must be"),
+        ("random_search budget 0", lambda: nulls.random_search(None, np.zeros((2, 4, 3), np.uint8), SEG, 0, budget=0),
+         ValueError, "budget must be"),
     ]
 
 
@@ -454,7 +471,7 @@ CLI_CASES = [
 
 @pytest.mark.parametrize("cli, args, code, fragment", CLI_CASES, ids=[f"{c[0]}:{' '.join(c[1])}" for c in CLI_CASES])
 def test_cli_bad_requests_are_one_line_naming_the_problem(tmp_path, capsys, cli, args, code, fragment):
-    from gradlime_utils import fetch
+    from gradlime_utils.runs import fetch
     from gradlime_utils.runs import ledger, reproduce, sweep
 
     out = tmp_path / "out"
@@ -492,8 +509,8 @@ def test_every_choice_at_a_boundary_fails_with_the_same_message_shape():
     """One check_choice behind every named-choice parameter: 'NAME must be one of (...), got VALUE'."""
     import re
 
-    from gradlime_utils.attributions import check_baseline, check_method
-    from gradlime_utils.engine import check_engine
+    from gradlime_utils.methods.attributions import check_baseline, check_method
+    from gradlime_utils.data.engine import check_engine
     from gradlime_utils.validation import check_choice, check_label
 
     for check, name in ((gu.check_profile, "profile"), (check_method, "method"), (check_baseline, "baseline"),

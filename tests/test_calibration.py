@@ -206,7 +206,7 @@ def test_shifted_maps_keep_values_and_structure():
 def _agreement_false_alarms(trials: int, seed: int = 0) -> tuple[float, float]:
     from skimage.segmentation import slic
 
-    from gradlime_utils.map_metrics import rank_agreement
+    from gradlime_utils.metrics.compare import rank_agreement
 
     rng = np.random.default_rng(seed)
     size = 32

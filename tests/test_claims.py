@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from gradlime_utils.runs import claims
-from gradlime_utils.stats import mean_ci
+from gradlime_utils.metrics.stats import mean_ci
 
 matplotlib.use("Agg")
 ROOT = Path(__file__).resolve().parents[1]

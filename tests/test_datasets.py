@@ -59,8 +59,7 @@ def _jpg(path, colour, size=(40, 30)):
 def pets_root(tmp_path):
     """A tiny Oxford-IIIT Pet in torchvision's on-disk layout (species 1 = cat, 2 = dog): one trainval and one test
     image of each of two cat and two dog breeds."""
-    from gradlime_utils import fixtures
-
+    from gradlime_utils.runs import fixtures
     return fixtures.oxford_pets(tmp_path, per_breed=(1, 1))
 
 
@@ -97,8 +96,7 @@ def test_oxford_pets_missing_says_how_to_download(tmp_path):
 def cub_root(tmp_path):
     """A tiny CUB-200-2011 with two warbler species, two sparrow species and an albatross, one train and one test
     image of each."""
-    from gradlime_utils import fixtures
-
+    from gradlime_utils.runs import fixtures
     return fixtures.cub(tmp_path, per_class=(1, 1))
 
 

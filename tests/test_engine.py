@@ -5,8 +5,8 @@ import pytest
 import torch
 
 import gradlime_utils as gu
-from gradlime_utils.engine import ENGINES, measure_batch_sizes, resolve_engine
-from gradlime_utils.models import ModelBundle
+from gradlime_utils.data.engine import ENGINES, measure_batch_sizes, resolve_engine
+from gradlime_utils.data.models import ModelBundle
 
 
 @pytest.fixture(scope="module")
@@ -28,8 +28,8 @@ def test_onnxruntime_matches_pytorch_on_photos_and_perturbed_images(lite0, photo
 
 @pytest.mark.slow
 def test_lime_and_gradlime_keep_their_top_superpixels_with_the_fast_engine(photos):
-    from gradlime_utils.gradcam import gradcam
-    from gradlime_utils.surrogate import explain_gradlime, explain_lime
+    from gradlime_utils.methods.gradcam import gradcam
+    from gradlime_utils.methods.surrogate import explain_gradlime, explain_lime
 
     for photo in photos[:2]:
         tops = []

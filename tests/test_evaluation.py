@@ -2,13 +2,15 @@ import numpy as np
 import pytest
 
 import gradlime_utils as gu
-from gradlime_utils.evaluation import (Failed, baseline_attributions, complexity_metrics, sufficiency_metric,
-                                       format_summary, localisation_metrics, mean_ci, paired_test,
-                                       repo_markboundaries_attribution, score_attributions, summary_rows,
-                                       superpixel_attribution)
-from gradlime_utils.shapes_benchmark import (CLASS_SHAPES, make_shapes_benchmark, oracle_map, shape_mask,
-                                         train_shapes_cnn, uniform_random_map)
-from gradlime_utils.surrogate import SurrogateExplanation
+from gradlime_utils.experiments.ch04_evaluation import (baseline_attributions, format_summary,
+                                                        repo_markboundaries_attribution, summary_rows,
+                                                        superpixel_attribution)
+from gradlime_utils.metrics.quantus_bridge import (Failed, complexity_metrics, localisation_metrics, score_attributions,
+                                                   sufficiency_metric)
+from gradlime_utils.metrics.stats import mean_ci, paired_test
+from gradlime_utils.data.shapes import CLASS_SHAPES, make_shapes_benchmark, oracle_map, shape_mask, train_shapes_cnn
+from gradlime_utils.methods.surrogate import SurrogateExplanation
+from gradlime_utils.metrics import nulls
 
 
 def hand_explanation():
@@ -74,7 +76,7 @@ def test_the_oracle_scores_at_the_top_and_random_at_chance_on_the_benchmark():
     oracle = _loc(oracle_map(bench.masks), bench.masks, top_k=40)
     for metric in ("PointingGame", "RelevanceMassAccuracy", "RelevanceRankAccuracy", "AUC", "TopKIntersection"):
         assert np.mean(oracle[metric]) == pytest.approx(1.0), metric
-    rand = _loc(uniform_random_map(bench.masks.shape, seed=0), bench.masks, top_k=40)
+    rand = _loc(nulls.random_maps("uniform", 1, bench.masks.shape, seed=0)[0], bench.masks, top_k=40)
     assert np.mean(rand["AUC"]) == pytest.approx(0.5, abs=0.03)
     assert np.mean(rand["RelevanceMassAccuracy"]) == pytest.approx(frac, abs=0.01)
     assert np.mean(rand["RelevanceRankAccuracy"]) < 5 * frac
@@ -144,7 +146,7 @@ def test_shapes_cnn_learns_the_benchmark(shapes_bundle):
 def test_baselines_and_metrics_run_and_failures_are_recorded_with_a_reason(shapes_bundle, lite0):
     bundle, test = shapes_bundle
     maps = baseline_attributions(bundle, test.images, test.labels, seed=0)
-    assert set(maps) == set(gu.evaluation.BASELINES)
+    assert set(maps) == set(gu.experiments.ch04_evaluation.BASELINES)
     for name, a in maps.items():
         assert not isinstance(a, Failed), (name, a)
         assert a.shape == (8, 56, 56)
@@ -209,8 +211,7 @@ def test_the_chapters_map_figures_draw_what_they_are_given(tmp_path):
     import matplotlib
     import matplotlib.pyplot as plt
 
-    from gradlime_utils import evaluation as ev
-
+    from gradlime_utils.experiments import ch04_evaluation as ev
     matplotlib.use("Agg")
     rng = np.random.default_rng(1)
     bench = make_shapes_benchmark(6, seed=2)
@@ -237,8 +238,7 @@ def test_the_chapters_map_figures_draw_what_they_are_given(tmp_path):
 def test_the_chance_reading_groups_metrics_that_read_the_same():
     """'What the numbers say' was one bullet per metric listing method names; metrics that read the same now
     share a line, and a list of most methods is said as 'all but'."""
-    from gradlime_utils import evaluation as ev
-
+    from gradlime_utils.experiments import ch04_evaluation as ev
     rows = [{"method": m, "A vs chance": "within", "B vs chance": "within", "C vs chance": v}
             for m, v in (("x", "above"), ("y", "above"), ("z", "within"))]
     lines = ev.describe_chance(rows, ["A", "B", "C"], "3 images")
@@ -249,8 +249,7 @@ def test_the_chance_reading_groups_metrics_that_read_the_same():
 
 
 def test_the_mode_reading_names_its_reference_instead_of_guessing_it_from_a_prefix():
-    from gradlime_utils import evaluation as ev
-
+    from gradlime_utils.experiments import ch04_evaluation as ev
     rows = [{"method": "none (LIME)", "X": 0.5}, {"method": "feature (Eq. 9)", "X": 0.7}]
     assert ev.describe_modes(rows, ["X"], reference="none (LIME)")[0].startswith("- G-7, feature (Eq. 9) − LIME: X +0.20")
     with pytest.raises(ValueError, match="reference must name one of the rows' methods"):

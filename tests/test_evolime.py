@@ -3,8 +3,9 @@ import pytest
 import torch
 
 import gradlime_utils as gu
-from gradlime_utils.evolime import bitflip, evolve_explanation, render, tournament_select, uniform_crossover
-from gradlime_utils.models import ModelBundle
+from gradlime_utils.methods.evolime import (bitflip, evolve_explanation, ga_budget, render, tournament_select,
+                                            uniform_crossover)
+from gradlime_utils.data.models import ModelBundle
 
 
 def test_crossover_and_mutation_preserve_length_and_binary_values():
@@ -81,7 +82,7 @@ def test_bad_inputs(toy):
 
 
 def test_null_counts_of_the_matched_null_rows():
-    from gradlime_utils.evolime import null_counts
+    from gradlime_utils.experiments.ch05_evolime import null_counts
 
     rows = [{"gain_over_random": 0.05, "gain_p": 0.001, "random_beats_full": 0.9},
             {"gain_over_random": -0.02, "gain_p": 0.001, "random_beats_full": 0.5},   # beyond, but against the GA
@@ -95,8 +96,7 @@ def test_the_chapters_figures_show_the_run_they_are_given(toy, tmp_path):
     import matplotlib
     import matplotlib.pyplot as plt
 
-    from gradlime_utils import evolime
-
+    from gradlime_utils.experiments import ch05_evolime as evolime
     matplotlib.use("Agg")
     bundle, image, segments = toy
     res = evolve_explanation(bundle, image, segments, target=1, population=6, generations=4, seed=0)
@@ -106,7 +106,7 @@ def test_the_chapters_figures_show_the_run_they_are_given(toy, tmp_path):
     assert fig.axes[2].get_title() == f"EvoLIME: p = {res.best_fitness:.2f}" and (tmp_path / "E-1.pdf").is_file()
     np.testing.assert_array_equal(fig.axes[2].images[0].get_array(), render(image, segments, res.best[None])[0])
     fig = evolime.plot_progress(res, image, segments, 2)
-    assert fig.axes[0].get_title() == f"{evolime.ga_budget(6, 2)} queries" == "16 queries"
+    assert fig.axes[0].get_title() == f"{ga_budget(6, 2)} queries" == "16 queries"
     np.testing.assert_allclose(fig.axes[0].lines[0].get_ydata(), res.history_best[:3])
     kept = res.history_best_chromosomes[2]
     np.testing.assert_array_equal(fig.axes[1].images[0].get_array(), render(image, segments, kept[None])[0])

@@ -6,10 +6,11 @@ import pytest
 import torch
 
 import gradlime_utils as gu
-from gradlime_utils import evaluation as ev
-from gradlime_utils import faithfulness as fa
+from gradlime_utils.experiments import ch04_evaluation as ev
+from gradlime_utils.metrics import faithfulness as fa
+from gradlime_utils.metrics import quantus_bridge as qb
 from gradlime_utils.metrics import nulls
-from gradlime_utils.shapes_benchmark import ShapesCNN, _bundle, make_shapes_benchmark
+from gradlime_utils.data.shapes import ShapesCNN, _bundle, make_shapes_benchmark
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +25,7 @@ def small_case():
 
 
 def _quantus_scores(bundle, images, labels, metric, a, seed=3):
-    x = ev._inputs(bundle, images)
+    x = qb._inputs(bundle, images)
     np.random.seed(seed)
     torch.manual_seed(seed)
     with warnings.catch_warnings():
@@ -35,7 +36,7 @@ def _quantus_scores(bundle, images, labels, metric, a, seed=3):
 
 def test_shared_perturbation_scores_equal_quantus(small_case):
     bundle, images, labels, maps = small_case
-    q = ev._quantus()
+    q = qb._quantus()
     kw = {"disable_warnings": True, "display_progressbar": False}
     # a batch of the same 3 images as Quantus' call, so the model's float arithmetic is the same
     scorer = fa.PerturbationScorer(bundle, images, labels, seed=3, batch_size=3)
@@ -63,8 +64,8 @@ def test_shared_perturbation_scores_equal_quantus(small_case):
 
 def test_irof_is_per_image_and_normalised(small_case):
     bundle, images, labels, maps = small_case
-    q = ev._quantus()
-    metric = q.IROF(segmentation_method="slic", perturb_baseline="mean", perturb_func=ev.broadcast_mask_replacement,
+    q = qb._quantus()
+    metric = q.IROF(segmentation_method="slic", perturb_baseline="mean", perturb_func=qb.broadcast_mask_replacement,
                     return_aggregate=False, disable_warnings=True, display_progressbar=False)
     scorer = fa.PerturbationScorer(bundle, images, labels, seed=3, batch_size=1)
     raw = scorer.irof(maps, n_segments=100, normalised=False)
@@ -153,29 +154,29 @@ def test_tie_fair_pointing_game_on_a_plateau():
     a[1, 0, 0] = 2.0                         # a unique maximum on the object
     a[2] = 0.0                               # a blank map
     a[3, 3, 3] = 1.0                         # a unique maximum off the object
-    pg = ev.TieFairPointingGame()(a_batch=a[:, None], s_batch=s[:, None])
+    pg = qb.TieFairPointingGame()(a_batch=a[:, None], s_batch=s[:, None])
     np.testing.assert_allclose(pg, [0.5, 1.0, 0.0, 0.0])
     # Quantus 0.6 counts the plateau and the blank map as hits
-    q = ev._quantus().PointingGame(disable_warnings=True, display_progressbar=False)
+    q = qb._quantus().PointingGame(disable_warnings=True, display_progressbar=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         theirs = np.asarray(q(model=None, x_batch=np.zeros((4, 1, 4, 4)), y_batch=np.zeros(4, int), a_batch=a[:, None],
                               s_batch=s[:, None].astype(float), channel_first=True), dtype=float)
     assert theirs[0] == 1.0 and theirs[2] == 1.0
-    assert ev.localisation_metrics()["PointingGame"].__class__ is ev.TieFairPointingGame
+    assert qb.localisation_metrics()["PointingGame"].__class__ is qb.TieFairPointingGame
 
 
 def test_sufficiency_is_not_applicable_with_one_image_per_class(small_case):
-    assert isinstance(ev.sufficiency_applicability([3, 7, 9]), ev.NotApplicable)
-    assert ev.sufficiency_applicability([3, 7, 3]) is None
+    assert isinstance(qb.sufficiency_applicability([3, 7, 9]), qb.NotApplicable)
+    assert qb.sufficiency_applicability([3, 7, 3]) is None
     bundle, images, labels, maps = small_case
     # two images of two classes: n/a, never 0; three images of two classes: defined
     study = fa.score_with_chance(bundle, images[:2], [0, 1], {"m": maps[0][:2]},
                                  fa.FaithfulnessSettings.for_profile("smoke", 56),
                                  segments=[np.zeros((56, 56), int)] * 2, n_random=2, complexity=False)
-    assert isinstance(study.scores["m"]["Sufficiency"], ev.NotApplicable)
-    rows = ev.banded_rows(study.scores, ev.FAITHFULNESS, study.bands)
-    frame = ev.banded_frame(rows, ev.FAITHFULNESS, study.bands)
+    assert isinstance(study.scores["m"]["Sufficiency"], qb.NotApplicable)
+    rows = ev.banded_rows(study.scores, qb.FAITHFULNESS, study.bands)
+    frame = ev.banded_frame(rows, qb.FAITHFULNESS, study.bands)
     assert frame.loc["m", "Sufficiency"] == "n/a"
     defined = fa.score_with_chance(bundle, images, [0, 1, 0], {"m": maps[0]},
                                    fa.FaithfulnessSettings.for_profile("smoke", 56),
@@ -185,7 +186,7 @@ def test_sufficiency_is_not_applicable_with_one_image_per_class(small_case):
 
 def test_banded_table_marks_only_cells_outside_the_band():
     scores = {"LIME": {"X": np.array([0.9, 0.8, 0.85])}, "Saliency": {"X": np.array([0.1, 0.0, 0.05])},
-              "broken": {"X": ev.Failed("no ReLU")}}
+              "broken": {"X": qb.Failed("no ReLU")}}
     draws = tuple(np.linspace(-0.2, 0.2, 100))
     bands = {"superpixel": {"X": nulls.ChanceBand(0.0, -0.2, 0.2, 100, values=draws)},
              "uniform": {"X": nulls.ChanceBand(0.0, -0.2, 0.2, 100, values=draws)}}
@@ -229,7 +230,7 @@ def test_stability_study_controls():
         assert 0 <= r["agreement_top_k"] <= 1 and 0 <= r["jaccard_seeds"] <= 1
     table = gu.stability_summary(rows)
     assert set(table.columns) >= {"method", "N", "jaccard_seeds", "agreement_top_k"}
-    pooled = gu.stability.pooled(hoods[1:])
+    pooled = gu.experiments.ch01_lime.pooled(hoods[1:])
     assert pooled.num_samples == 120
     with pytest.raises(ValueError, match="at least two seeds"):
         gu.stability_study([hoods[:1]], [0], [cam], [20])
@@ -242,14 +243,14 @@ def test_one_class_files(tmp_path):
         (tmp_path / cls).mkdir()
         for i in range(n):
             Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / cls / f"{i}.JPEG")
-    name, files = gu.datasets.one_class_files(tmp_path, 3, seed=0)
+    name, files = gu.data.datasets.one_class_files(tmp_path, 3, seed=0)
     assert name == "n02" and len(files) == 3 and all(f.parent.name == "n02" for f in files)
-    assert gu.datasets.one_class_files(tmp_path, 3, seed=0) == (name, files)  # seeded
-    assert gu.datasets.one_class_files(tmp_path, 3, class_name="n01")[1] == sorted((tmp_path / "n01").iterdir())
+    assert gu.data.datasets.one_class_files(tmp_path, 3, seed=0) == (name, files)  # seeded
+    assert gu.data.datasets.one_class_files(tmp_path, 3, class_name="n01")[1] == sorted((tmp_path / "n01").iterdir())
     with pytest.raises(ValueError, match="no class folder"):
-        gu.datasets.one_class_files(tmp_path, 9)
+        gu.data.datasets.one_class_files(tmp_path, 9)
     with pytest.raises(FileNotFoundError, match="class_name"):
-        gu.datasets.one_class_files(tmp_path, 2, class_name="n09")
+        gu.data.datasets.one_class_files(tmp_path, 2, class_name="n09")
 
 
 def test_a_star_reads_the_reference_test_not_the_chance_verdict():

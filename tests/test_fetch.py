@@ -1,4 +1,4 @@
-"""`python -m gradlime_utils.fetch` against a local HTTP server (127.0.0.1): resume after a broken connection,
+"""`python -m gradlime_utils.runs.fetch` against a local HTTP server (127.0.0.1): resume after a broken connection,
 checksum mismatch, truncated archive, and a dataset fetched from a mirror that the loaders then read."""
 import hashlib
 import http.server
@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 import gradlime_utils as gu
-from gradlime_utils import fetch, fixtures, paper
-
-
+from gradlime_utils.runs import fetch
+from gradlime_utils.runs import fixtures
+from gradlime_utils.runs import paper
 class Handler(http.server.BaseHTTPRequestHandler):
     """Serves the files of ``root``; honours Range requests; ``/cut/NAME`` announces the whole file but sends
     half of it and closes the connection."""
@@ -161,8 +161,8 @@ def test_imagenet_val_is_sorted_from_the_official_flat_archive_and_devkit(tmp_pa
     import numpy as np
     from PIL import Image
 
-    from gradlime_utils import fixtures
-    from gradlime_utils.fetch import FetchError, sort_imagenet_val
+    from gradlime_utils.runs import fixtures
+    from gradlime_utils.runs.fetch import FetchError, sort_imagenet_val
 
     val_tar, devkit = fixtures.imagenet_val_archives(tmp_path / "dl", per_class=3)
     out = sort_imagenet_val(val_tar, devkit, tmp_path / "root" / "imagenet_val", verify=False)
@@ -184,8 +184,8 @@ def test_imagenet_val_is_sorted_from_the_official_flat_archive_and_devkit(tmp_pa
 
 def test_the_imagenet_cli_resolves_paths_against_the_callers_folder_and_refuses_half_a_request(tmp_path, monkeypatch,
                                                                                             capsys):
-    from gradlime_utils import fetch, fixtures
-
+    from gradlime_utils.runs import fetch
+    from gradlime_utils.runs import fixtures
     val_tar, devkit = fixtures.imagenet_val_archives(tmp_path, per_class=1)
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit):

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 import gradlime_utils as gu
-from gradlime_utils import gradlime as gl
-from gradlime_utils import neighborhood
+from gradlime_utils.experiments import ch02_gradlime as gl
+from gradlime_utils.methods import neighborhood
 from gradlime_utils.plotting import CMAPS
 
 matplotlib.use("Agg")
@@ -87,7 +87,7 @@ def test_titles_name_the_class_not_its_index(mnist_bundle):
     ("03_gad", "ge.null_comparison_frame(rows)"),            # 2 x 20 rows of real - null
     ("03_gad", "ge.rs_paired_frame("),                       # 80 rows of paired RS
     ("03_gad", "The same tables under Figure 4's rule"),     # the second hull rule's tables
-    ("04_evaluation", "(bench_rows,) = fa.chance_tables("),  # 14 methods x 8 metrics on the benchmark
+    ("04_evaluation", "(bench_rows,) = ev.chance_tables("),  # 14 methods x 8 metrics on the benchmark
 ])
 def test_the_long_tables_are_folded_under_their_summary(chapter, marker):
     cells = json.loads((ROOT / "notebooks" / f"{chapter}.ipynb").read_text())["cells"]
@@ -96,8 +96,8 @@ def test_the_long_tables_are_folded_under_their_summary(chapter, marker):
 
 
 def test_figure_6_draws_the_columns_asked_for_and_refuses_others():
-    from gradlime_utils.gad import GadMaps
-    from gradlime_utils.gad_eval import plot_hull_grid
+    from gradlime_utils.methods.gad import GadMaps
+    from gradlime_utils.experiments.ch03_gad import plot_hull_grid
 
     rng = np.random.default_rng(0)
     images = rng.integers(0, 255, (6, 28, 28, 3), dtype=np.uint8)
@@ -115,8 +115,7 @@ def test_figure_6_draws_the_columns_asked_for_and_refuses_others():
 
 def test_surrogate_maps_name_what_they_keep_per_image(mnist_bundle):
     """Chapter 04 reads `d.neighborhood` and `d.cam`, never `d[0]` / `d[1]` of a tuple."""
-    from gradlime_utils import evaluation as ev
-
+    from gradlime_utils.experiments import ch04_evaluation as ev
     digits = gu.load_binary_dataset("mnist_3_vs_8", "test", max_per_class=1).images()
     labels = mnist_bundle.predict_proba(digits).argmax(1)
     maps, details = ev.surrogate_maps(mnist_bundle, digits, labels, num_samples=30, segmentation="grid",
@@ -130,7 +129,7 @@ def test_surrogate_maps_name_what_they_keep_per_image(mnist_bundle):
 def test_table_headers_break_between_words_and_intervals_never():
     """'PointingG ame' came from letting headers break anywhere; now a CamelCase name may break only between its
     words (a zero-width space), and 'mean ± half' is one unbreakable unit."""
-    from gradlime_utils import evaluation as ev
+    from gradlime_utils.experiments import ch04_evaluation as ev
     from gradlime_utils.metrics import nulls
     from gradlime_utils.plotting import NBSP, ZWSP, header, pm
 

@@ -4,11 +4,11 @@ import torch
 from torch import nn
 
 import gradlime_utils as gu
-from gradlime_utils.attributions import attribution_maps, check_relu_modules
-from gradlime_utils.gad import (check_alpha_schedule, combine_maps, distanced_targets, gad_map,
-                                train_support_models)
-from gradlime_utils.hull_metrics import (convex_hull_mask, hull_points, relative_complexity,
-                                         relative_sensitivity, supplementary_mask)
+from gradlime_utils.methods.attributions import attribution_maps, check_relu_modules
+from gradlime_utils.methods.gad import (check_alpha_schedule, combine_maps, distanced_targets, gad_map,
+                                        train_support_models)
+from gradlime_utils.metrics.hull import (convex_hull_mask, hull_points, relative_complexity, relative_sensitivity,
+                                         supplementary_mask)
 
 
 def test_distanced_targets_by_hand():
@@ -92,7 +92,7 @@ class Linear2(nn.Module):
 
 
 def test_rs_by_hand():
-    from gradlime_utils.models import ModelBundle
+    from gradlime_utils.data.models import ModelBundle
 
     bundle = ModelBundle(name="toy", model=Linear2(), class_names=["a", "b"], input_size=4, cam_layers=[],
                          mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), device=torch.device("cpu"))
@@ -155,7 +155,7 @@ def test_guided_backprop_and_deconvolution_refuse_functional_relus(mnist_bundle)
 
 
 def test_support_models_distance_the_logits_and_resume(mnist_bundle, small_train, monkeypatch):
-    import gradlime_utils.gad as gad
+    import gradlime_utils.methods.gad as gad
 
     images, labels = small_train
     kwargs = dict(alphas=(2, 4), epochs=3, lr=1e-3, dataset_name="resume-test", progress=False)
@@ -227,8 +227,8 @@ def test_paper_profile_classifier_fine_tunes_a_two_way_resnet18(tmp_path, monkey
     from PIL import Image
     from torchvision.models import ResNet18_Weights
 
-    from gradlime_utils.gad import train_binary_classifier
-    from gradlime_utils.models import torchvision_weights_path
+    from gradlime_utils.methods.gad import train_binary_classifier
+    from gradlime_utils.data.models import torchvision_weights_path
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     weights = torchvision_weights_path(ResNet18_Weights.IMAGENET1K_V1)
@@ -269,7 +269,7 @@ def test_paper_profile_classifier_fine_tunes_a_two_way_resnet18(tmp_path, monkey
 def test_the_attribution_registry_names_each_method_once():
     from captum.attr._core.guided_backprop_deconvnet import ModifiedReluGradientAttribution
 
-    from gradlime_utils.attributions import ATTRIBUTION_METHODS, METHODS, SHORT_NAMES, _captum
+    from gradlime_utils.methods.attributions import ATTRIBUTION_METHODS, METHODS, SHORT_NAMES, _captum
 
     assert tuple(METHODS) == ATTRIBUTION_METHODS and all(METHODS[i].id == i for i in METHODS)
     assert [SHORT_NAMES[i] for i in ATTRIBUTION_METHODS] == ["S", "D", "GxI", "GB", "IG"]  # GAD's table columns
@@ -285,9 +285,9 @@ def test_the_gad_figures_draw_the_maps_and_logits_they_are_given(tmp_path):
     import matplotlib
     import matplotlib.pyplot as plt
 
-    from gradlime_utils import gad_eval as ge
-    from gradlime_utils.gad import GadMaps
-    from gradlime_utils.hull_metrics import convex_hull_mask
+    from gradlime_utils.experiments import ch03_gad as ge
+    from gradlime_utils.methods.gad import GadMaps
+    from gradlime_utils.metrics.hull import convex_hull_mask
 
     matplotlib.use("Agg")
     rng = np.random.default_rng(0)

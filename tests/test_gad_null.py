@@ -5,12 +5,14 @@ import pytest
 import torch
 
 import gradlime_utils as gu
-from gradlime_utils.attributions import attribution_maps, baseline_input
+from gradlime_utils.methods.attributions import attribution_maps, baseline_input
 from gradlime_utils.cache import cache_dir
-from gradlime_utils.gad import null_labels, train_support_models
-from gradlime_utils.gad_eval import GadRecord, evaluate_gad, null_comparison, on_object_shares, rs_paired, table1
+from gradlime_utils.methods.gad import train_support_models
+from gradlime_utils.metrics.nulls import null_labels
+from gradlime_utils.experiments.ch03_gad import (GadRecord, evaluate_gad, null_comparison, on_object_shares, rs_paired,
+                                                 table1)
 from gradlime_utils.metrics.nulls import paired_difference, verdict
-from gradlime_utils.hull_metrics import hull_points, relative_complexity, relative_sensitivity, share_on_object
+from gradlime_utils.metrics.hull import hull_points, relative_complexity, relative_sensitivity, share_on_object
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +40,7 @@ def test_black_baseline_gives_zero_attribution_on_black_pixels(mnist_bundle, dig
 def test_integrated_gradients_completeness_against_the_black_image(mnist_bundle, digits):
     from captum.attr import IntegratedGradients
 
-    from gradlime_utils.attributions import attribute
+    from gradlime_utils.methods.attributions import attribute
 
     images, labels = digits
     x = mnist_bundle.preprocess(images)
@@ -73,7 +75,7 @@ def test_null_labels_are_a_seeded_permutation():
 
 
 def test_null_support_models_use_permuted_labels_and_their_own_cache(mnist_bundle, small_train, monkeypatch):
-    import gradlime_utils.gad as gad
+    import gradlime_utils.methods.gad as gad
 
     images, labels = small_train
     kwargs = dict(alphas=(2,), epochs=2, lr=1e-3, dataset_name="null-test", progress=False)
@@ -125,8 +127,8 @@ def test_non_finite_checkpoint_is_retrained(mnist_bundle, small_train):
 
 @pytest.mark.slow
 def test_mnist_cnn_cache_is_keyed_by_its_training_data(monkeypatch):
-    import gradlime_utils.mnist_cnn as mnist_cnn
-    from gradlime_utils.mnist_cnn import load_or_train_mnist_cnn
+    import gradlime_utils.data.mnist_cnn as mnist_cnn
+    from gradlime_utils.data.mnist_cnn import load_or_train_mnist_cnn
 
     kwargs = dict(digits=(1, 7), progress=False, epochs=1)
     _, first = load_or_train_mnist_cnn(**kwargs)
@@ -146,7 +148,7 @@ def test_mnist_cnn_cache_is_keyed_by_its_training_data(monkeypatch):
 
 
 def test_shapes_cnn_cache_is_keyed_by_its_training_data():
-    from gradlime_utils.shapes_benchmark import make_shapes_benchmark, train_shapes_cnn
+    from gradlime_utils.data.shapes import make_shapes_benchmark, train_shapes_cnn
 
     train, test = make_shapes_benchmark(n=16, seed=0), make_shapes_benchmark(n=8, seed=1)
     before = set(cache_dir("models").glob("shapes_cnn-*.pt"))
@@ -186,7 +188,7 @@ def test_rc_rejects_float_maps_and_mismatched_shapes():
 def test_rs_with_grey_occlusion_by_hand():
     from test_gad import Linear2
 
-    from gradlime_utils.models import ModelBundle
+    from gradlime_utils.data.models import ModelBundle
 
     bundle = ModelBundle(name="toy", model=Linear2(), class_names=["a", "b"], input_size=4, cam_layers=[],
                          mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), device=torch.device("cpu"))
@@ -298,7 +300,7 @@ def test_results_json_and_ledger_rows_show_real_null_and_verdict(tmp_path):
 
     from test_ledger import fake_run
 
-    from gradlime_utils.gad_eval import results_json
+    from gradlime_utils.experiments.ch03_gad import results_json
     from gradlime_utils.runs.ledger import render
 
     records = []
@@ -320,7 +322,7 @@ def test_results_json_and_ledger_rows_show_real_null_and_verdict(tmp_path):
 
 
 def test_evaluation_baselines_use_the_black_reference(mnist_bundle, digits):
-    from gradlime_utils.evaluation import baseline_attributions
+    from gradlime_utils.experiments.ch04_evaluation import baseline_attributions
 
     images, labels = digits
     names = ["Input x Gradient", "Integrated Gradients", "GradientShap"]
@@ -334,7 +336,7 @@ def test_evaluation_baselines_use_the_black_reference(mnist_bundle, digits):
 
 
 def test_without_a_null_control_the_comparison_table_is_empty_not_an_error():
-    from gradlime_utils.gad_eval import null_comparison_frame
+    from gradlime_utils.experiments.ch03_gad import null_comparison_frame
 
     empty = null_comparison_frame([])  # null=None in chapter 03 (found by the paper rehearsal)
     assert empty.empty and list(empty.columns) == ["real", "null", "real - null [95% CI over trainings]", "p (BH)",

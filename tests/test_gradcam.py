@@ -4,7 +4,7 @@ import torch
 import torchvision
 
 import gradlime_utils as gu
-from gradlime_utils.models import IMAGENET_MEAN, IMAGENET_STD, ModelBundle
+from gradlime_utils.data.models import IMAGENET_MEAN, IMAGENET_STD, ModelBundle
 
 
 @pytest.fixture(scope="module")

@@ -3,11 +3,11 @@ import pytest
 import sklearn.metrics
 
 import gradlime_utils as gu
-from gradlime_utils.heatmap import lime_heatmap
-from gradlime_utils.map_metrics import (deletion_insertion, occlusion_sensitivity, pixel_order, rank_agreement,
-                                        top_fraction_mask, top_region_iou)
-from gradlime_utils import heatmap as hm
-from gradlime_utils.neighborhood import Neighborhood
+from gradlime_utils.methods.lime_heatmap import LimeHeatmap, lime_heatmap
+from gradlime_utils.metrics.compare import pixel_order, rank_agreement, top_fraction_mask, top_region_iou
+from gradlime_utils.metrics.maps import deletion_insertion, occlusion_sensitivity
+from gradlime_utils.experiments import ch07_heatmap as hm
+from gradlime_utils.methods.neighborhood import Neighborhood
 
 
 def region_model(images):
@@ -199,12 +199,12 @@ def test_the_chapters_figures_draw_the_example_they_are_given(white, tmp_path):
     import matplotlib
     import matplotlib.pyplot as plt
 
-    from gradlime_utils.map_metrics import DeletionInsertion, OcclusionScan
+    from gradlime_utils.metrics.maps import DeletionInsertion, OcclusionScan
 
     matplotlib.use("Agg")
     segments = np.repeat(np.arange(4), 100).reshape(20, 20)  # four horizontal bands of 5 rows
-    lin = hm.LimeHeatmap(1, "linear", np.array([0.5, -0.2, 0.0, 0.1]), segments, 0.9)
-    tree = hm.LimeHeatmap(1, "tree", np.array([0.1, 0.3, 0.0, 0.0]), segments, 0.8)
+    lin = LimeHeatmap(1, "linear", np.array([0.5, -0.2, 0.0, 0.1]), segments, 0.9)
+    tree = LimeHeatmap(1, "tree", np.array([0.1, 0.3, 0.0, 0.0]), segments, 0.8)
     cam = region_map()
     scan = OcclusionScan(1, 0.8, np.array([0.1, 0.6, 0.0, 0.2]), np.array([1, 0, 1, 1]))
     example = hm.PhotoExample(white, segments, 1, lin, tree, cam, scan)

@@ -206,8 +206,7 @@ def test_the_framework_figure_draws_the_runs_own_intermediate_results(mnist_bund
     import matplotlib
     import matplotlib.pyplot as plt
 
-    from gradlime_utils import gradlime as gl
-
+    from gradlime_utils.experiments import ch02_gradlime as gl
     matplotlib.use("Agg")
     label = mnist_nb.top_label
     cam = gu.gradcam(mnist_bundle, mnist_nb.image, label)

@@ -6,9 +6,7 @@ import torch
 from torch import nn
 
 import gradlime_utils as gu
-from gradlime_utils import models as gm
-
-
+from gradlime_utils.data import models as gm
 def test_efficientnet_lite0_puts_a_cat_class_first_for_chelsea(lite0):
     proba = lite0.predict_proba(gu.load_image("chelsea")[None])
     assert proba.shape == (1, 1000)
@@ -117,7 +115,7 @@ def test_densenet_loads_its_published_checkpoint_with_the_old_key_names(tmp_path
     are written in that published form (fixtures.torchvision_weights)."""
     import torchvision
 
-    from gradlime_utils.fixtures import torchvision_weights
+    from gradlime_utils.runs.fixtures import torchvision_weights
 
     torch.manual_seed(0)
     reference = torchvision.models.densenet121(weights=None).eval()
@@ -171,7 +169,7 @@ def test_mnist_cnn_is_cached_and_a_corrupt_cache_is_retrained(mnist_bundle):
 
 @pytest.mark.parametrize("arch", ["googlenet", "mobilenet_v2"])
 def test_other_torchvision_models_load_their_checkpoint_format(arch, empty_torch_home):
-    from gradlime_utils.models import _torchvision_spec
+    from gradlime_utils.data.models import _torchvision_spec
 
     builder, weights, layers = _torchvision_spec()[arch]
     torch.manual_seed(0)

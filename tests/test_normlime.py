@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 
 import gradlime_utils as gu
-from gradlime_utils import normlime as nl
-from gradlime_utils.normlime import (LocalExplanation, aggregate, grid_feature_ids, keep_top_features,
-                                     normalise_weights)
+from gradlime_utils.experiments import ch06_normlime as nl
+from gradlime_utils.experiments.ch06_normlime import keep_top_features
+from gradlime_utils.methods.normlime import LocalExplanation, aggregate, grid_feature_ids, normalise_weights
 
 
 def test_normalisation_by_hand():
@@ -20,11 +20,11 @@ def test_aggregation_on_hand_made_explanations():
     exps = [LocalExplanation(0, np.array([0, 1]), np.array([2.0, -2.0])),   # omega = [1, 1]
             LocalExplanation(0, np.array([1, 2]), np.array([3.0, 1.0])),    # omega = [9/4, 1/4]
             LocalExplanation(1, np.array([2]), np.array([-5.0]))]           # omega = [5]
-    nl = aggregate(exps, num_features=4)
-    np.testing.assert_allclose(nl.importance[0], [1.0, (1 + 9 / 4) / 2, 1 / 4, 0.0])
-    np.testing.assert_allclose(nl.importance[1], [0, 0, 5.0, 0])
-    np.testing.assert_array_equal(nl.counts[0], [1, 2, 1, 0])
-    assert list(nl.ranking(0)) == [1, 0, 2, 3]
+    result = aggregate(exps, num_features=4)
+    np.testing.assert_allclose(result.importance[0], [1.0, (1 + 9 / 4) / 2, 1 / 4, 0.0])
+    np.testing.assert_allclose(result.importance[1], [0, 0, 5.0, 0])
+    np.testing.assert_array_equal(result.counts[0], [1, 2, 1, 0])
+    assert list(result.ranking(0)) == [1, 0, 2, 3]
     with pytest.raises(ValueError, match="feature ids must be in"):
         aggregate([LocalExplanation(0, np.array([4]), np.array([1.0]))], num_features=4)
     with pytest.raises(ValueError, match="differ in shape"):
@@ -54,7 +54,7 @@ def test_keep_top_features():
 
 
 def test_smoothgrad_and_vargrad_maps(mnist_bundle):
-    from gradlime_utils.attributions import noise_tunnel_maps
+    from gradlime_utils.methods.attributions import noise_tunnel_maps
 
     x = mnist_bundle.preprocess(gu.load_binary_dataset(split="test").images([0, 1]))
     torch_seed = gu.set_seed(0)
@@ -99,7 +99,7 @@ def test_kar_plot_and_the_rankings_above_random(tmp_path):
 
 def test_explain_digits_is_lime_on_seeded_draws_of_each_class(mnist_bundle):
     """The chapter's explanation set: per class the seeded draw, LIME with seed + k, the model's top class."""
-    from gradlime_utils.normlime import explain_digits
+    from gradlime_utils.experiments.ch06_normlime import explain_digits
 
     x, y = gu.mnist_arrays((3, 8), "train")
     segments = gu.segment_image(np.repeat(x[0][..., None], 3, axis=-1), "grid", cell_size=7)
@@ -114,7 +114,7 @@ def test_explain_digits_is_lime_on_seeded_draws_of_each_class(mnist_bundle):
 
 
 def test_kar_random_retrains_each_random_ranking_with_its_own_seed():
-    from gradlime_utils.normlime import kar_accuracy, kar_random
+    from gradlime_utils.experiments.ch06_normlime import kar_accuracy, kar_random
 
     x, y = gu.mnist_arrays((3, 8), "train")
     xt, yt = gu.mnist_arrays((3, 8), "test")

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from gradlime_utils.metrics import nulls
-from gradlime_utils.stats import mean_ci
+from gradlime_utils.metrics.stats import mean_ci
 
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 finite = st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False)

@@ -62,13 +62,12 @@ def test_every_cited_key_exists_in_the_bibliography(repo_root):
 
 
 def test_every_chapter_opens_on_colab_with_the_same_first_cell(repo_root):
-    """One cell text (gradlime_utils.colab), first in every notebook; `--check` fails on a notebook without it."""
+    """One cell text (gradlime_utils.runs.colab), first in every notebook; `--check` fails on a notebook without it."""
     import json
 
     import yaml
 
-    from gradlime_utils import colab
-
+    from gradlime_utils.runs import colab
     notebooks = sorted((repo_root / "notebooks").glob("*.ipynb"))
     assert notebooks and colab.main(["--check", *map(str, notebooks)]) == 0
     for path in notebooks:
@@ -91,8 +90,7 @@ def test_the_repository_address_is_one_setting(repo_root, tmp_path):
     import re
     import shutil
 
-    from gradlime_utils import colab
-
+    from gradlime_utils.runs import colab
     url = colab.repository()
     texts = {p: p.read_text() for p in [*repo_root.glob("*.md"), *repo_root.glob("book/*.md"),
                                          *repo_root.glob("notebooks/*.ipynb"), *repo_root.glob("gradlime_utils/*.py"),
@@ -138,12 +136,16 @@ def test_chapter_code_cells_stay_short_and_narrow(repo_root):
 
 def test_the_packages_data_files_are_declared_so_that_a_wheel_carries_them(repo_root):
     declared = tomllib.loads((repo_root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
-    data = sorted(p.name for p in (repo_root / "gradlime_utils").iterdir() if p.is_file() and p.suffix != ".py")
-    assert data == sorted(declared["gradlime_utils"])
+    package = repo_root / "gradlime_utils"
+    data = {}
+    for p in package.rglob("*"):
+        if p.is_file() and p.suffix not in (".py", ".pyc"):
+            data.setdefault(".".join(p.parent.relative_to(repo_root).parts), []).append(p.name)
+    assert {k: sorted(v) for k, v in data.items()} == {k: sorted(v) for k, v in declared.items()}
 
 
 def test_the_gad_papers_tables_load_from_their_data_file():
-    from gradlime_utils.gad_eval import PAPER_TABLE1, PAPER_TABLE2
+    from gradlime_utils.experiments.ch03_gad import PAPER_TABLE1, PAPER_TABLE2
 
     assert set(PAPER_TABLE1) == set(PAPER_TABLE2) == {(d, m) for d in ("Cat×Dog", "Birds") for m in ("VGG", "ResNet")}
     assert PAPER_TABLE1[("Cat×Dog", "VGG")]["Orig.1"] == [357, 0, 15, 4, 17]  # GAD, Table 1, first row

@@ -6,7 +6,9 @@ import pytest
 import torch
 
 import gradlime_utils as gu
-from gradlime_utils import fixtures, paper, rehearse
+from gradlime_utils.runs import fixtures
+from gradlime_utils.runs import paper
+from gradlime_utils.runs import rehearse
 from gradlime_utils.runs import reproduce
 
 
@@ -64,7 +66,7 @@ def test_check_passes_with_the_fixtures_in_place_and_the_loaders_read_them(tmp_p
     assert birds.counts() == {"warbler": 4, "sparrow": 4} and "001.Black_footed_Albatross" not in birds.extra["species"]
     bundle = gu.load_model("squeezenet1_1", device="cpu", download=False)
     assert bundle.info["weights"].endswith("squeezenet1_1-b8a52dc0.pth")
-    name, files = gu.datasets.one_class_files(made["imagenet_val"], 2)
+    name, files = gu.data.datasets.one_class_files(made["imagenet_val"], 2)
     assert name == fixtures.IMAGENET_WNIDS[0] and len(files) == 2
 
 
@@ -94,7 +96,7 @@ def test_rehearsal_compares_what_a_chapter_read_with_what_check_lists():
 
 
 def test_the_evaluation_chapter_at_paper_scale_needs_imagenet_or_says_how(tmp_path, monkeypatch):
-    from gradlime_utils.evaluation import photo_sources
+    from gradlime_utils.experiments.ch04_evaluation import photo_sources
 
     monkeypatch.setenv("GRADLIME_DATA", str(tmp_path))
     with pytest.raises(FileNotFoundError, match="data_root"):
@@ -105,8 +107,8 @@ def test_the_evaluation_chapter_at_paper_scale_needs_imagenet_or_says_how(tmp_pa
 
 
 def test_gradient_batches_fit_the_memory_of_224_pixel_images(monkeypatch):
-    from gradlime_utils import attributions
-    from gradlime_utils.attributions import attribution_maps, images_per_batch
+    from gradlime_utils.methods import attributions
+    from gradlime_utils.methods.attributions import attribution_maps, images_per_batch
 
     assert images_per_batch(torch.zeros(1, 3, 224, 224)) == 8  # 512 photos x 50 IG steps would need 30-100 GB
     assert images_per_batch(torch.zeros(1, 1, 28, 28)) == 512  # the MNIST batches stay as they were
@@ -131,9 +133,9 @@ def test_needs_follow_the_chapters_parameters():
 
 
 def test_the_check_and_the_fetch_cli_agree_on_what_can_be_downloaded():
-    """--check folds into 'fetch them all' exactly the datasets python -m gradlime_utils.fetch downloads."""
-    from gradlime_utils import fetch, paper
-
+    """--check folds into 'fetch them all' exactly the datasets python -m gradlime_utils.runs.fetch downloads."""
+    from gradlime_utils.runs import fetch
+    from gradlime_utils.runs import paper
     assert set(paper.FETCHABLE) == set(fetch.DATASETS)
 
 

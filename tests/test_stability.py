@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 import gradlime_utils as gu
-from gradlime_utils.stability import jaccard, mean_pairwise_jaccard, mean_pairwise_spearman
+from gradlime_utils.experiments.ch01_lime import jaccard, mean_pairwise_jaccard, mean_pairwise_spearman
 
 
 def test_jaccard_by_hand():

@@ -1,4 +1,4 @@
-"""The one training loop and the one cached-weights policy (gradlime_utils.training)."""
+"""The one training loop and the one cached-weights policy (gradlime_utils.data.training)."""
 import warnings
 
 import pytest
@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from gradlime_utils.cache import atomic_torch_save
-from gradlime_utils.training import fit, restore
+from gradlime_utils.data.training import fit, restore
 
 
 def tiny(seed=0):

@@ -8,7 +8,6 @@ checks that the rule says "beyond" no more often than its nominal level.
 """
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
@@ -16,8 +15,11 @@ import numpy as np
 from scipy.stats import binomtest
 from scipy.stats import t as student_t
 
-from ..map_metrics import _as_map, rank_agreement, top_region_iou
-from ..validation import check_choice, check_finite, check_int, check_probability, check_seed
+from gradlime_utils.data.images import render_masks
+from gradlime_utils.data.models import ModelBundle
+from gradlime_utils.metrics.compare import as_map, rank_agreement, top_region_iou
+from gradlime_utils.validation import (check_choice, check_finite, check_hide_color, check_int, check_label,
+                                       check_probability, check_seed, check_segments)
 
 RANDOM_MAP_KINDS = ("uniform", "superpixel")
 RANDOM_HEATMAPS = ("superpixel", "smooth")
@@ -324,7 +326,7 @@ def permutation_pvalue(values: np.ndarray, segments: np.ndarray, other: np.ndarr
     segments = _label_map(segments)
     if values.shape != (int(segments.max()) + 1,):
         raise ValueError(f"values has shape {values.shape}; the segmentation has {int(segments.max()) + 1} superpixels")
-    other = _as_map("other", other, segments.shape)
+    other = as_map("other", other, segments.shape)
     n_perm = check_int("n_perm", n_perm, 1)
     if isinstance(fraction, bool) or not isinstance(fraction, (int, float, np.floating)) or not 0 < fraction <= 1:
         raise ValueError(f"fraction must lie in (0, 1], got {fraction!r}")
@@ -549,9 +551,90 @@ def shift_pvalue(statistic, values: np.ndarray, other: np.ndarray, n_shift: int 
     statistic with ``other`` moved by :func:`shifted_maps` (``n_shift`` draws). Permuting superpixels treats them
     as exchangeable and two unrelated smooth maps then agree "beyond chance" far too often; a shift keeps the
     smoothness of both. Returns (observed, rank p-value)."""
-    other = _as_map("other", other)
-    values = _as_map("values", values, other.shape)
+    other = as_map("other", other)
+    values = as_map("values", values, other.shape)
     n_shift = check_int("n_shift", n_shift, 1)
     observed = float(statistic(values, other))
     null = np.array([statistic(values, s[0]) for s in shifted_maps(other[None], n_shift, seed)], dtype=float)
     return observed, mc_pvalue(observed, null, alternative)
+
+
+# Null controls for the support models: the same schedule, images and training, with labels that carry no
+# class information, so that any "distancing" effect on the maps that survives is not GAD's.
+NULL_CONTROLS = ("shuffled_labels",)
+
+
+def null_labels(labels: np.ndarray, null: str | None, seed: int = 0) -> np.ndarray:
+    """The labels the support models are distanced by: ``labels`` itself, or a seeded permutation of them."""
+    labels = np.asarray(labels)
+    if null is None:
+        return labels
+    if null not in NULL_CONTROLS:
+        raise ValueError(f"null must be None or one of {NULL_CONTROLS}, got {null!r}")
+    if len(np.unique(labels)) < 2:  # a permutation of one class is the labels themselves: no null at all
+        raise ValueError(f"labels hold one class only ({np.unique(labels).tolist()}): a shuffled-label null needs "
+                         f"both classes, or it equals the real models")
+    # its own stream (seed + a constant), so that the permutation does not repeat the training shuffle
+    return permuted(labels, seed, 0x6E756C6C)
+
+
+def random_search(bundle: ModelBundle, image: np.ndarray, segments: np.ndarray, target: int, budget: int,
+                  draws: int = 8, seed: int = 0, hide_color=0) -> np.ndarray:
+    """The matched null of EvoLIME: ``draws`` independent random searches, each the best probability of
+    ``target`` among ``budget`` fresh random masks (every superpixel kept with probability 1/2, as LIME draws its
+    neighbourhood), rendered with ``hide_color`` as the GA renders its chromosomes.
+
+    The searches are independent of each other and of LIME's neighbourhood: an earlier version picked each
+    search's masks from LIME's 1,000 already-queried rows, so the searches overlapped and two of them compared
+    like the GA and one "differed" in about a third of synthetic landscapes. This costs ``draws × budget``
+    queries.
+    """
+    image = np.asarray(image)
+    segments = check_segments(segments, image.shape[:2])
+    budget, draws = check_int("budget", budget, 1), check_int("draws", draws, 1)
+    target = check_label(target, bundle.num_classes, "target")
+    hide_color = check_hide_color(hide_color)
+    rng = np.random.default_rng(check_seed(seed))
+    m = int(segments.max()) + 1
+    best = np.empty(draws)
+    for d in range(draws):
+        masks = rng.integers(0, 2, size=(budget, m), dtype=np.uint8)
+        p = np.concatenate([bundle.predict_proba(render_masks(image, segments, masks[i:i + 100], hide_color))[:, target]
+                            for i in range(0, budget, 100)])
+        best[d] = float(p.max())
+    return best
+
+
+def permuted(values, seed: int, stream: int) -> np.ndarray:
+    """A seeded permutation of ``values`` (an array, or an int n for 0..n-1) on its own random stream
+    ``[seed, stream]``: the one shuffle behind the book's permutation nulls: GAD's shuffled labels
+    (:func:`null_labels`), keep-and-retrain's random rankings (:func:`random_ranking`) and GradLIME's shuffled
+    prior in the stability study. Each caller names its stream, so that no two nulls reuse one sequence."""
+    seed = check_seed(seed)
+    stream = check_int("stream", stream, low=0)
+    return np.random.default_rng([seed, stream]).permutation(values)
+
+
+def random_ranking(n_features: int, seed: int, draw: int) -> np.ndarray:
+    """Keep-and-retrain's null: random ranking number ``draw`` of ``n_features`` features (Hooker et al. 2019)."""
+    return permuted(check_int("n_features", n_features, low=1), seed, draw)
+
+
+def bootstrap(items: Sequence, statistic, n_boot: int, seed: int = 0) -> list:
+    """``statistic`` of ``n_boot`` bootstrap resamples of ``items`` (drawn with replacement, each the size of
+    ``items``), in the order drawn from ``seed``."""
+    items = list(items)
+    if not items:
+        raise ValueError("items is empty: nothing to resample")
+    rng = np.random.default_rng(check_seed(seed))
+    return [statistic([items[i] for i in rng.integers(0, len(items), len(items))])
+            for _ in range(check_int("n_boot", n_boot, low=2))]
+
+
+def random_subsets(pool, size: int, count: int, seed: int = 0) -> list[np.ndarray]:
+    """``count`` random subsets of ``size`` distinct elements of ``pool``, in the order drawn from ``seed``: the
+    random control of an occlusion test (as many random superpixels occluded as the map's top ones)."""
+    pool = np.asarray(pool)
+    size = check_int("size", size, low=1, high=len(pool))
+    rng = np.random.default_rng(check_seed(seed))
+    return [rng.choice(pool, size=size, replace=False) for _ in range(check_int("count", count, low=1))]

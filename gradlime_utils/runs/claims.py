@@ -32,9 +32,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 from scipy import stats as st
 
-from ..metrics.nulls import adjust_pvalues, welch_difference
-from ..stats import mean_ci
-from ..validation import check_choice
+from gradlime_utils.metrics.nulls import adjust_pvalues, welch_difference
+from gradlime_utils.metrics.stats import mean_ci
+from gradlime_utils.validation import check_choice
 
 SUPPORTED = "supported on the stand-in"
 NOT_SUPPORTED = "not supported on the stand-in"

@@ -25,14 +25,15 @@ from typing import Callable
 
 import numpy as np
 
-from ..attributions import METHODS
-from ..evolime import null_counts
-from ..gad_eval import PAPER_TABLE1, PAPER_TABLE2
-from ..heatmap import HEATMAP_METHODS, agreement_beyond_chance, insertion_beyond_random, insertion_resolution
-from ..normlime import above_random
-from ..plotting import pm
-from ..stats import mean_ci
-from .reproduce import sha256_file
+from gradlime_utils.experiments.ch03_gad import PAPER_TABLE1, PAPER_TABLE2
+from gradlime_utils.experiments.ch05_evolime import null_counts
+from gradlime_utils.experiments.ch06_normlime import above_random
+from gradlime_utils.experiments.ch07_heatmap import (HEATMAP_METHODS, agreement_beyond_chance, insertion_beyond_random,
+                                                     insertion_resolution)
+from gradlime_utils.methods.attributions import METHODS
+from gradlime_utils.metrics.stats import mean_ci
+from gradlime_utils.plotting import pm
+from gradlime_utils.runs.reproduce import sha256_file
 
 PROFILE_ORDER = ("paper", "quick", "smoke")
 # the result files the ledger reads (copied by --store); figures are referred to by name and hash only

@@ -5,10 +5,10 @@ quick profile's results kept in the ledger store, ``book/ledger``), a stated sma
 the papers reports a variance or an effect size for its claims, so the effect to resolve is ours, written beside
 each row), and the multiplicity control the chapter applies (Benjamini-Hochberg over a table of ``cells`` tests:
 at its hardest, one true effect among them, it asks the smallest p-value to reach ``0.05 / cells``). From these,
-the number of units that gives 80% power (``gradlime_utils.stats.n_for_power``), the number of random draws a
-rank p-value needs to be able to reach that bar (``gradlime_utils.stats.draws_for_rank_test``), the size the
+the number of units that gives 80% power (``gradlime_utils.metrics.stats.n_for_power``), the number of random draws a
+rank p-value needs to be able to reach that bar (``gradlime_utils.metrics.stats.draws_for_rank_test``), the size the
 paper profile uses (``PAPER_SIZES``, the chapters' ``by_profile(..., paper=...)`` values, tested equal), and
-the GPU time the needed size would take, scaled from the chapter's estimate (``gradlime_utils.paper.GPU_HOURS``).
+the GPU time the needed size would take, scaled from the chapter's estimate (``gradlime_utils.runs.paper.GPU_HOURS``).
 
 ``python -m gradlime_utils.runs.power --store book/ledger --update book/reproducing.md`` rewrites the table in
 the reproducing page (between its ``power-table`` markers); ``reproduce --check`` prints it.
@@ -28,8 +28,8 @@ from pathlib import Path
 import numpy as np
 from scipy import stats as st
 
-from ..paper import GPU_HOURS
-from ..stats import draws_for_rank_test, n_for_power
+from gradlime_utils.metrics.stats import draws_for_rank_test, n_for_power
+from gradlime_utils.runs.paper import GPU_HOURS
 
 ALPHA = 0.05
 POWER = 0.8

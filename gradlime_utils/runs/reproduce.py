@@ -34,12 +34,12 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from ..runtime import progress_bar as tqdm
-from ..models import QUERY_LOG_ENV
-from ..paper import check
-from ..runtime import DEVICES, PROFILES, resolve_device
-from ..runtime import package_versions as versions_of
-from ..validation import check_like, check_seed
+from gradlime_utils.data.models import QUERY_LOG_ENV
+from gradlime_utils.runs.paper import check
+from gradlime_utils.runtime import DEVICES, PROFILES, resolve_device
+from gradlime_utils.runtime import package_versions as versions_of
+from gradlime_utils.runtime import progress_bar as tqdm
+from gradlime_utils.validation import check_like, check_seed
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]  # gradlime_utils/
 REPO_DIR = PACKAGE_DIR.parent
@@ -300,7 +300,7 @@ def run_chapter(plan: Plan, force: bool = False, progress: bool = False) -> dict
                 "code_sha256": code, "versions": versions, "git": git_commit(), "platform": platform.platform(),
                 "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started))}
     try:
-        queries = work / "model_queries.json"  # written by the kernel at exit (gradlime_utils.models)
+        queries = work / "model_queries.json"  # written by the kernel at exit (gradlime_utils.data.models)
         os.environ[QUERY_LOG_ENV] = str(queries)
         try:
             with kernel_stderr_to(work / "kernel.log"):
@@ -418,7 +418,7 @@ def _carry_user_files(previous: Path, final_dir: Path) -> None:
 
 
 def preflight(args) -> int:
-    """``--check``: the pre-flight report of :func:`gradlime_utils.paper.check`; runs no chapter."""
+    """``--check``: the pre-flight report of :func:`gradlime_utils.runs.paper.check`; runs no chapter."""
     try:
         overrides = {k: absolute_paths(v) for k, v in (parse_parameter(p) for p in args.parameter)}
         plans = plan_runs(args.chapter, args.profile, args.device, args.out, overrides, args.notebooks)
@@ -437,7 +437,7 @@ def preflight(args) -> int:
 
 def power_report(store: Path, chapters) -> str:
     """``--check``'s sizes-by-power section for ``chapters`` (book/reproducing.md has the whole table)."""
-    from .power import power_table, summary_lines  # lazy: reads the ledger store
+    from gradlime_utils.runs.power import power_table, summary_lines  # lazy: reads the ledger store
 
     try:
         rows = [r for r in power_table(store) if any(c.split(" ", 1)[0] == r.chapter for c in chapters)]

@@ -29,19 +29,10 @@ import sys
 from pathlib import Path
 
 
-from ..runtime import progress_bar as tqdm
-from ..paper import check
-from .reproduce import (
-    NOTEBOOK_DIR,
-    Plan,
-    ReproduceError,
-    check_writable,
-    declared_values,
-    parse_parameter,
-    plan_runs,
-    resolved_device,
-    run_chapter,
-)
+from gradlime_utils.runs.paper import check
+from gradlime_utils.runs.reproduce import (NOTEBOOK_DIR, Plan, ReproduceError, check_writable, declared_values,
+                                           parse_parameter, plan_runs, resolved_device, run_chapter)
+from gradlime_utils.runtime import progress_bar as tqdm
 
 
 def parse_grid(items: list[str]) -> dict[str, list]:
@@ -168,7 +159,7 @@ def run_sweep(points: list[tuple[dict, Plan]], scheduler: str | None = None, wor
 
 
 def sweep_preflight(points: list[tuple[dict, Plan]], profile: str) -> tuple[bool, str]:
-    """:func:`gradlime_utils.paper.check` over every point of the grid (each point's parameters decide what it
+    """:func:`gradlime_utils.runs.paper.check` over every point of the grid (each point's parameters decide what it
     reads: ``-p`` ``dataset`` or ``arch`` may be swept), labelled by point."""
     wanted = {f"{plan.chapter} ({point_id(point)})": {**declared_values(plan.notebook), **plan.parameters}
               for point, plan in points}
