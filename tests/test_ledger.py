@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 
-from gradlime_utils.runs.ledger import ITEMS, main, render, verify
+from gradlime_utils.runs.ledger import ITEMS, compare, main, render, verify
 from gradlime_utils.runs.reproduce import sha256_file
 
 REPO = Path(__file__).resolve().parents[1]
@@ -67,6 +67,32 @@ def test_store_copies_data_and_verify_catches_tampering(tmp_path):
     (stored / "05_evolime" / "quick" / "results" / "evolime_runs.json").write_text("[1]")
     assert verify(stored) and main(["--results", str(stored), "--out", str(tmp_path / "p2.md")]) == 1
     assert main(["--results", str(tmp_path / "missing"), "--out", str(tmp_path / "p3.md")]) == 2
+
+
+def test_a_rerun_is_compared_with_the_store_number_by_number_timings_aside(tmp_path, capsys):
+    """Issue 24: a refactoring shows that behaviour held by a rerun that equals the store, timings aside."""
+    def run(results, score, seconds, rows):
+        table = "method,score,seconds\n" + "".join(f"{m},{v},{seconds}\n" for m, v in rows)
+        runs = [{"gain": score, "seconds": seconds, "queries": 400, "cached": seconds > 50}]
+        folder = fake_run(results, "05_evolime", {"evolime_runs.json": json.dumps(runs), "lime_stability.csv": table})
+        manifest = json.loads((folder / "manifest.json").read_text())
+        manifest |= {"wall_seconds": seconds, "model_queries": {"calls": 4, "seconds": seconds}, "seed": 0}
+        (folder / "manifest.json").write_text(json.dumps(manifest))
+
+    stored = tmp_path / "stored"
+    run(tmp_path / "old", 0.25, 10.0, [("GA", 0.5)])
+    assert main(["--results", str(tmp_path / "old"), "--store", str(stored), "--out", str(tmp_path / "p.md")]) == 0
+    run(tmp_path / "same", 0.25, 99.0, [("GA", 0.5)])  # slower, same numbers
+    assert compare(stored, tmp_path / "same") == []
+    run(tmp_path / "moved", 0.26, 10.0, [("GA", 0.5 + 1e-6)])
+    differences = compare(stored, tmp_path / "moved")
+    assert any("evolime_runs.json[0].gain: 0.25 in the store, 0.26" in d for d in differences)
+    assert any("lime_stability.csv[0].score" in d for d in differences) and len(differences) == 2
+    page = tmp_path / "page.md"
+    assert main(["--results", str(tmp_path / "moved"), "--compare", str(stored), "--out", str(page)]) == 1
+    assert not page.exists() and "differs: 05_evolime evolime_runs.json[0].gain" in capsys.readouterr().out
+    assert main(["--results", str(tmp_path / "same"), "--compare", str(stored), "--out", str(page)]) == 0
+    assert main(["--results", str(tmp_path / "same"), "--compare", str(tmp_path), "--out", str(page)]) == 2
 
 
 def test_a_corrupt_manifest_or_an_unwritable_destination_is_one_clear_line(tmp_path, capsys):

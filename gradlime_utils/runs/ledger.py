@@ -14,8 +14,10 @@ against the hashes in the manifests, without rerunning anything.
 from __future__ import annotations
 
 import argparse
+import csv
 import functools
 import json
+import math
 import re
 import shutil
 import sys
@@ -535,6 +537,74 @@ def verify(stored: Path) -> list[str]:
     return problems
 
 
+# Keys and columns that a rerun of the same computation may change (timings, and whether a trained model came from
+# the cache): a comparison of results leaves them out.
+NOT_COMPARED = re.compile(r"second|(^|_)time|wall|started|elapsed|duration|ms_per|per_query|speed|cached|from_cache",
+                          re.I)
+# What a manifest records about the computation (the rest names the machine, the code and when it ran).
+MANIFEST_RESULTS = ("parameters", "seed", "checkpoints", "inputs", "model_queries", "status")
+
+
+def _differences(old, new, where: str, rtol: float) -> list[str]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        out = [f"{where}.{k}: only in the {'store' if k in old else 'new run'}"
+               for k in sorted(set(old) ^ set(new)) if not NOT_COMPARED.search(str(k))]
+        for k in sorted(set(old) & set(new)):
+            if not NOT_COMPARED.search(str(k)):
+                out += _differences(old[k], new[k], f"{where}.{k}", rtol)
+        return out
+    if isinstance(old, list) and isinstance(new, list):
+        if len(old) != len(new):
+            return [f"{where}: {len(old)} entries in the store, {len(new)} in the new run"]
+        return [d for i, (a, b) in enumerate(zip(old, new)) for d in _differences(a, b, f"{where}[{i}]", rtol)]
+    numbers = (int, float)
+    if isinstance(old, numbers) and isinstance(new, numbers) and not isinstance(old, bool) \
+            and not isinstance(new, bool):
+        same = (math.isnan(old) and math.isnan(new)) or math.isclose(old, new, rel_tol=rtol, abs_tol=1e-12)
+        return [] if same else [f"{where}: {old!r} in the store, {new!r} in the new run"]
+    return [] if old == new else [f"{where}: {old!r} in the store, {new!r} in the new run"]
+
+
+def _csv_rows(path: Path) -> list[dict]:
+    def value(text: str):
+        try:
+            return float(text)
+        except ValueError:
+            return text
+    with path.open(newline="") as handle:
+        return [{k: value(v) for k, v in row.items()} for row in csv.DictReader(handle)]
+
+
+def compare(store_folder: Path, results: Path, rtol: float = 1e-9) -> list[str]:
+    """Every number of the run under ``results`` that differs from the ledger's store ``store_folder``, timings (and
+    cache provenance) aside:
+    each chapter's stored data files and what its manifest records about the computation (parameters, seed,
+    checkpoints, inputs, model query counts), compared value by value (floats to ``rtol``). A refactoring that
+    preserves behaviour gives an empty list; so does a rerun of the same code."""
+    out = []
+    for manifest_path in sorted(Path(store_folder).glob("*/*/manifest.json")):
+        chapter, profile = manifest_path.parent.parent.name, manifest_path.parent.name
+        folder = Path(results) / chapter / profile
+        if not (folder / "manifest.json").is_file():
+            out.append(f"{chapter} ({profile}): not in the new run")
+            continue
+        old, new = (json.loads(p.read_text()) for p in (manifest_path, folder / "manifest.json"))
+        for key in MANIFEST_RESULTS:
+            out += _differences(old.get(key), new.get(key), f"{chapter} manifest {key}", rtol)
+        for path in sorted((manifest_path.parent / "results").glob("*")):
+            other = folder / "results" / path.name
+            if not other.is_file():
+                out.append(f"{chapter} {path.name}: not in the new run")
+            elif path.suffix == ".json":
+                out += _differences(json.loads(path.read_text()), json.loads(other.read_text()),
+                                    f"{chapter} {path.name}", rtol)
+            elif path.suffix == ".csv":
+                out += _differences(_csv_rows(path), _csv_rows(other), f"{chapter} {path.name}", rtol)
+            elif path.read_bytes() != other.read_bytes():
+                out.append(f"{chapter} {path.name}: differs")
+    return out
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m gradlime_utils.runs.ledger", description=__doc__.split("\n\n")[0])
     parser.add_argument("--results", type=Path, required=True, help="the --out folder of reproduce")
@@ -542,6 +612,9 @@ def main(argv=None) -> int:
     parser.add_argument("--store", type=Path, default=None, help="copy manifests and data files here first")
     parser.add_argument("--costs", type=Path, action="append", default=[],
                         help="a page whose <!-- cost CHAPTER --> spans to rewrite from the manifests (repeatable)")
+    parser.add_argument("--compare", type=Path, default=None, metavar="STORE",
+                        help="first list every number of --results that differs from STORE, timings aside; any "
+                             "difference exits 1 and writes nothing (a refactoring's check that behaviour held)")
     args = parser.parse_args(argv)
     source = args.results.expanduser().resolve()
     if not source.is_dir():
@@ -551,6 +624,17 @@ def main(argv=None) -> int:
         print(f"ledger: error: no manifest.json under {source}: give the --out folder of reproduce (nothing written; "
               f"a page of 'not run' items would replace the ledger)", file=sys.stderr)
         return 2
+    if args.compare is not None:
+        reference = args.compare.expanduser().resolve()
+        if not any(reference.glob("*/*/manifest.json")):
+            print(f"ledger: error: --compare {reference} holds no stored manifests", file=sys.stderr)
+            return 2
+        differences = compare(reference, source)
+        for line in differences:
+            print(f"differs: {line}")
+        print(f"ledger: {len(differences)} differences from {reference} (timings aside)", file=sys.stderr)
+        if differences:
+            return 1
     try:
         if args.store is not None:
             store(source, args.store)
