@@ -562,6 +562,8 @@ def _differences(old, new, where: str, rtol: float) -> list[str]:
             and not isinstance(new, bool):
         same = (math.isnan(old) and math.isnan(new)) or math.isclose(old, new, rel_tol=rtol, abs_tol=1e-12)
         return [] if same else [f"{where}: {old!r} in the store, {new!r} in the new run"]
+    if isinstance(old, str) and isinstance(new, str):  # display strings: a non-breaking space is still a space
+        old, new = (" ".join(t.replace("\u200b", "").split()) for t in (old, new))
     return [] if old == new else [f"{where}: {old!r} in the store, {new!r} in the new run"]
 
 
