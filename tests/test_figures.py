@@ -84,10 +84,10 @@ def test_titles_name_the_class_not_its_index(mnist_bundle):
 
 
 @pytest.mark.parametrize("chapter, marker", [
-    ("03_gad", "ge.null_comparison_frame(rows)"),            # 2 x 20 rows of real - null
-    ("03_gad", "ge.rs_paired_frame("),                       # 80 rows of paired RS
+    ("03_gad", "ch03_gad.null_comparison_frame(rows)"),      # 2 x 20 rows of real - null
+    ("03_gad", "ch03_gad.rs_paired_frame("),                 # 80 rows of paired RS
     ("03_gad", "The same tables under Figure 4's rule"),     # the second hull rule's tables
-    ("04_evaluation", "(bench_rows,) = ev.chance_tables("),  # 14 methods x 8 metrics on the benchmark
+    ("04_evaluation", "(bench_rows,) = ch04_evaluation.chance_tables("),  # 14 methods x 8 metrics on the benchmark
 ])
 def test_the_long_tables_are_folded_under_their_summary(chapter, marker):
     cells = json.loads((ROOT / "notebooks" / f"{chapter}.ipynb").read_text())["cells"]

@@ -238,3 +238,29 @@ def test_the_re_export_check_sees_a_re_export():
     text = "from gradlime_utils.experiments.ch07_heatmap import gradcam\n"  # ch07 imports it from methods.gradcam
     assert borrowed_names(text) == [("gradlime_utils.experiments.ch07_heatmap", "gradcam")]
     assert "gradcam" not in defined("gradlime_utils.experiments.ch07_heatmap")
+
+
+def chapter_aliases(text: str) -> list[str]:
+    """``import ... as`` renamings of the package's modules in ``text``; ``gradlime_utils as gu``, the facade every
+    chapter imports the way it imports ``numpy as np``, is the one allowed."""
+    found = []
+    for node in ast.walk(ast.parse(text)):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("gradlime_utils"):
+            found += [f"{node.module}.{a.name} as {a.asname}" for a in node.names
+                      if a.asname and a.asname != a.name and f"{node.module}.{a.name}" in MODULES]
+        elif isinstance(node, ast.Import):
+            found += [f"{a.name} as {a.asname}" for a in node.names if a.name.startswith("gradlime_utils")
+                      and a.asname and (a.name, a.asname) != ("gradlime_utils", "gu")]
+    return found
+
+
+def test_the_chapters_import_no_module_under_a_short_alias():
+    """A reader meets ``ch04_evaluation.chance_tables``, not ``ev.chance_tables``: the chapter says where a function
+    lives (issue: one home per idea)."""
+    found = {where: chapter_aliases(text) for where, text in _sources().items() if where.startswith(("notebooks",
+                                                                                                      "book"))}
+    assert not {k: v for k, v in found.items() if v}, found
+    assert chapter_aliases("from gradlime_utils.experiments import ch04_evaluation as ev\n") == [
+        "gradlime_utils.experiments.ch04_evaluation as ev"]
+    assert chapter_aliases("import gradlime_utils.metrics.nulls as nu\nimport gradlime_utils as gu\n") == [
+        "gradlime_utils.metrics.nulls as nu"]
