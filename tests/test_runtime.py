@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -34,6 +36,18 @@ def test_by_profile_picks_the_value_of_the_profile():
     assert gu.by_profile("quick", smoke=1, quick=2, paper=3, given=0) == 0
     with pytest.raises(ValueError, match="profile"):
         gu.by_profile("huge", smoke=1, quick=2, paper=3, given=7)
+
+
+def test_start_chapter_checks_seeds_and_makes_the_output_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    out = gu.start_chapter("smoke", 5, "outputs/chapter")
+    assert out == Path("outputs/chapter") and (tmp_path / "outputs" / "chapter").is_dir()
+    first = np.random.rand()
+    assert gu.start_chapter("quick", 5, out) == out  # a second call: the folder is kept, the seed set again
+    assert np.random.rand() == first
+    with pytest.raises(ValueError, match="profile"):
+        gu.start_chapter("huge", 5, tmp_path / "never")
+    assert not (tmp_path / "never").exists()  # a bad profile fails before the folder is made
 
 
 def test_resolve_device():

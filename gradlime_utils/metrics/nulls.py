@@ -60,7 +60,8 @@ def random_maps(kind: str, count: int, shape: tuple, segments: Sequence[np.ndarr
 
 
 ALPHA = 0.05
-#: the multiplicity control of every table that marks many cells, and of each paper's claims on the What-held page
+#: the multiplicity control of every table that marks many cells (the What-held page's claims are held to
+#: Bonferroni within each paper instead: :mod:`gradlime_utils.runs.claims`)
 MULTIPLICITY = "Benjamini-Hochberg"
 ALTERNATIVES = ("two-sided", "greater", "less")
 
