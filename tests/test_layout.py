@@ -194,7 +194,7 @@ def defined(module: str) -> set[str]:
 
 
 def _sources() -> dict[str, str]:
-    out = {str(p.relative_to(REPO)): p.read_text() for p in (REPO / "tests").glob("*.py")}
+    out = {str(p.relative_to(REPO)): p.read_text() for p in (REPO / "tests").rglob("*.py")}
     out |= {str(p.relative_to(REPO)): p.read_text() for p in (REPO / "bench").glob("*.py")}
     for nb in sorted((REPO / "notebooks").glob("*.ipynb")) + sorted((REPO / "book").glob("*.ipynb")):
         cells = json.loads(nb.read_text())["cells"]
@@ -264,3 +264,13 @@ def test_the_chapters_import_no_module_under_a_short_alias():
         "gradlime_utils.experiments.ch04_evaluation as ev"]
     assert chapter_aliases("import gradlime_utils.metrics.nulls as nu\nimport gradlime_utils as gu\n") == [
         "gradlime_utils.metrics.nulls as nu"]
+
+
+def test_the_tests_have_the_package_rooms():
+    """Tests mirror the layout: a folder of tests per room of the package (``tests/core`` for the core modules),
+    ``tests/book`` for the built pages, and at the top only the checks that cut across every room."""
+    folders = {p.name for p in (REPO / "tests").iterdir() if p.is_dir() and not p.name.startswith((".", "_"))}
+    assert folders == set(ROOMS) | {"book"}
+    assert all(list((REPO / "tests" / f).glob("test_*.py")) for f in folders)  # no empty room
+    top = {p.stem for p in (REPO / "tests").glob("test_*.py")}
+    assert top == {"test_bad_inputs", "test_layout", "test_packaging", "test_imports"}

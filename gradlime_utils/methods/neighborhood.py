@@ -159,7 +159,7 @@ def sample_neighborhood(bundle: ModelBundle, image: np.ndarray, num_samples: int
     # Z' drawn exactly as LimeImageExplainer.data_labels draws it (same RNG, same call, row 0 all ones).
     # The perturbed images are then rendered a whole batch at a time: data_labels builds each one in a
     # Python loop over switched-off superpixels, which measured 40% on top of the model's own time (bench/).
-    # tests/test_lime_gradlime.py checks that Z' and Y equal data_labels' output bit for bit.
+    # tests/methods/test_lime_gradlime.py checks that Z' and Y equal data_labels' output bit for bit.
     n_features = int(np.unique(segments).shape[0])
     data = check_random_state(seed).randint(0, 2, num_samples * n_features).reshape((num_samples, n_features))
     data[0, :] = 1

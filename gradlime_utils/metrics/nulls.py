@@ -3,7 +3,7 @@ the rules that turn a score into a verdict against them, permutation tests and p
 
 A number in this book means something only beside what a random map, a permutation or a null model scores
 under the identical pipeline; this module draws those nulls and decides against them. Each decision rule here
-has a simulation in the tests (``tests/test_calibration.py``) that draws the "method" from the null itself and
+has a simulation in the tests (``tests/metrics/test_calibration.py``) that draws the "method" from the null itself and
 checks that the rule says "beyond" no more often than its nominal level.
 """
 from __future__ import annotations
@@ -525,7 +525,7 @@ def shifted_maps(maps, count: int, seed: int = 0) -> np.ndarray:
     mostly exact zeros), the same smoothness and block sizes. A uniform random map shares none of that, and a
     structured map that carries no information about the model can lie outside a uniform band by its structure
     alone. The rank p-value against these draws holds its level for sparse and smooth random maps in the
-    tests' simulations (``tests/test_calibration.py``).
+    tests' simulations (``tests/metrics/test_calibration.py``).
     """
     maps = np.asarray(maps)
     if maps.dtype.kind not in "biuf":

@@ -36,7 +36,7 @@ POWER = 0.8
 DAY_HOURS = 24.0
 
 # The paper profile's sizes that the power table judges: the chapters' `by_profile(..., paper=...)` values (and
-# 04's `n_images` default). tests/test_power.py reads the notebooks and fails when one of them differs.
+# 04's `n_images` default). tests/runs/test_power.py reads the notebooks and fails when one of them differs.
 PAPER_SIZES = {
     "03_gad": {"trainings": 3},
     "04_evaluation": {"n_images": 50, "n_random": 100, "n_matched": 99},

@@ -9,7 +9,7 @@ import pytest
 
 from gradlime_utils.plotting import glue
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_glue_formats_and_refuses_non_finite_numbers():

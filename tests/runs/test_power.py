@@ -14,7 +14,7 @@ from scipy import stats as st
 from gradlime_utils.runs import power
 from gradlime_utils.metrics.stats import draws_for_rank_test, n_for_power, t_test_power
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 STORE = ROOT / "book" / "ledger"
 
 

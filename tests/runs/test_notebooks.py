@@ -6,7 +6,7 @@ import pytest
 
 pytestmark = pytest.mark.slow  # every test here runs chapters
 
-NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
+NOTEBOOKS = sorted((Path(__file__).resolve().parents[2] / "notebooks").glob("*.ipynb"))
 
 # Files each chapter must write to output_dir in the smoke profile.
 EXPECTED_OUTPUTS = {

@@ -14,7 +14,7 @@ from gradlime_utils.runs import claims
 from gradlime_utils.metrics.stats import mean_ci
 
 matplotlib.use("Agg")
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize("low, high, sesoi, decided, expected", [

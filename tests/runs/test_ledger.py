@@ -8,7 +8,7 @@ import pytest
 from gradlime_utils.runs.ledger import ITEMS, compare, main, render, verify
 from gradlime_utils.runs.reproduce import sha256_file
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_the_committed_ledger_is_rebuilt_exactly_from_the_stored_manifests():
@@ -122,7 +122,7 @@ def test_every_cost_line_is_measured_not_typed():
 
     from gradlime_utils.runs import ledger as real_ledger
 
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     teaching = (root / "book" / "teaching.md").read_text()
     costed = set(re.findall(r"<!-- cost (\S+) -->", teaching))
     assert costed == {p.stem for p in (root / "notebooks").glob("*.ipynb")}

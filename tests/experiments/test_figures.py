@@ -16,7 +16,7 @@ from gradlime_utils.methods import neighborhood
 from gradlime_utils.plotting import CMAPS
 
 matplotlib.use("Agg")
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _weights_panels(fig):
