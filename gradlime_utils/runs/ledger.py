@@ -104,7 +104,7 @@ def _gad_table(table: str, part: str = "numbers") -> Callable[[Path], str]:
                 else:
                     t2 = tables["table2"][meta["occlusions"][0]]
                     cells.append(f"{model} Sup.1: " + " / ".join(f"{v:.3g}" for v in t2["Sup.1"]) +
-                                 f", GAD 1: " + " / ".join(f"{v:.3g}" for v in t2["GAD 1"]))
+                                 ", GAD 1: " + " / ".join(f"{v:.3g}" for v in t2["GAD 1"]))
             rows = [r for r in meta["null_comparison"] if r["rule"] == rule and r["table"] == f"Table {table}"
                     and r["occlusion"] in ("-", meta["occlusions"][0])]
             beyond = [m for m in cols if {r["verdict"] for r in rows if r["method"] == m} == {"GAD beyond null"}]

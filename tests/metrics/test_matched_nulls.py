@@ -8,7 +8,6 @@ import gradlime_utils as gu
 from gradlime_utils.experiments import ch05_evolime as evolime
 from gradlime_utils.methods.evolime import ga_budget, queries_to_reach, render
 from gradlime_utils.methods.normlime import LocalExplanation, ranking_of
-from gradlime_utils.metrics import nulls
 from gradlime_utils.metrics import maps as map_metrics
 from gradlime_utils.metrics import nulls
 from gradlime_utils.data.shapes import ShapesCNN, _bundle, make_shapes_benchmark

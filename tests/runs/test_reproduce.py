@@ -1,20 +1,9 @@
 """The reproduce command: bad requests fail before anything runs; a failing chapter leaves the others intact."""
 import json
 
-import nbformat
 import pytest
 
 from gradlime_utils.runs.reproduce import main, parse_parameter, plan_runs, ReproduceError
-
-
-def write_chapter(folder, name, body, extra_parameters=""):
-    nb = nbformat.v4.new_notebook()
-    params = nbformat.v4.new_code_cell('profile = "quick"\ndevice = "auto"\nseed = 0\noutput_dir = "out"\nscale = 1'
-                                       + extra_parameters)
-    params.metadata["tags"] = ["parameters"]
-    nb.cells = [params, nbformat.v4.new_code_cell(body)]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nbformat.write(nb, folder / f"{name}.ipynb")
 
 
 OK = ("from pathlib import Path\nimport json\nout = Path(output_dir); out.mkdir(parents=True, exist_ok=True)\n"
@@ -22,12 +11,8 @@ OK = ("from pathlib import Path\nimport json\nout = Path(output_dir); out.mkdir(
 
 
 @pytest.fixture
-def book(tmp_path):
-    nbs = tmp_path / "notebooks"
-    nbs.mkdir()
-    write_chapter(nbs, "01_ok", OK)
-    write_chapter(nbs, "02_bad", OK + "\nif scale == 3:\n    raise RuntimeError('chapter broke')")
-    return nbs, tmp_path / "results"
+def book(toy_book):
+    return toy_book({"01_ok": OK, "02_bad": OK + "\nif scale == 3:\n    raise RuntimeError('chapter broke')"})
 
 
 def run(book, *args):
@@ -106,7 +91,7 @@ def test_the_real_chapters_declare_the_common_parameters(tmp_path):
         plan_runs("03_gad", "smoke", "cpu", tmp_path, {"image_names": ["x"]})
 
 
-def test_relative_paths_resolve_against_the_callers_folder(book, tmp_path, monkeypatch):
+def test_relative_paths_resolve_against_the_callers_folder(book, tmp_path, monkeypatch, write_chapter):
     nbs, _ = book
     elsewhere = tmp_path / "elsewhere"
     (elsewhere / "data").mkdir(parents=True)
@@ -173,7 +158,7 @@ def test_an_interrupt_leaves_earlier_results_and_no_staging_folder(book, monkeyp
     assert sorted(p.name for p in (out / "01_ok").iterdir()) == ["smoke"]
 
 
-def test_a_real_sigint_exits_130_with_one_line(book, tmp_path):
+def test_a_real_sigint_exits_130_with_one_line(book, tmp_path, write_chapter):
     import os
     import signal
     import subprocess

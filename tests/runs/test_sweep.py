@@ -2,20 +2,10 @@
 import csv
 import json
 
-import nbformat
 import pytest
 
 from gradlime_utils.runs.reproduce import ReproduceError
 from gradlime_utils.runs.sweep import main, parse_grid, point_id
-
-
-def write_chapter(folder, name, body):
-    nb = nbformat.v4.new_notebook()
-    params = nbformat.v4.new_code_cell('profile = "quick"\ndevice = "auto"\nseed = 0\noutput_dir = "out"\nscale = 1')
-    params.metadata["tags"] = ["parameters"]
-    nb.cells = [params, nbformat.v4.new_code_cell(body)]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nbformat.write(nb, folder / f"{name}.ipynb")
 
 
 # larger scales finish first, so completion order is the reverse of the merge order
@@ -26,11 +16,8 @@ BODY = ("import time\nfrom pathlib import Path\ntime.sleep(0.8 * (4 - scale))\n"
 
 
 @pytest.fixture
-def book(tmp_path):
-    nbs = tmp_path / "notebooks"
-    nbs.mkdir()
-    write_chapter(nbs, "01_toy", BODY)
-    return nbs, tmp_path / "results"
+def book(toy_book):
+    return toy_book({"01_toy": BODY})
 
 
 @pytest.mark.slow
