@@ -147,6 +147,30 @@ def package_versions(names=_REPORTED_PACKAGES) -> dict[str, str]:
     return versions
 
 
+#: The vector instruction sets that choose float32 code paths in ONNX Runtime, MKL and PyTorch's CPU kernels.
+SIMD_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile")
+
+
+def cpu_record(cpuinfo: str | None = None) -> dict[str, Any]:
+    """The processor a run used: its model name and which of :data:`SIMD_FLAGS` it has. Two CPUs with other
+    instruction sets round float32 differently (a LIME coefficient moves by about 1e-6 of its size, measured
+    between two of the 2-core machines), and models trained on them differ more; the ledger's ``--compare`` says so
+    when a stored run was made on another CPU. ``cpuinfo`` is the text of ``/proc/cpuinfo`` (read on Linux when
+    not given; elsewhere the model is ``platform.processor()`` and the flags are unknown)."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return {"model": platform.processor() or platform.machine(), "simd": None}
+    fields = {}
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    flags = set(fields.get("flags", "").split())
+    return {"model": fields.get("model name") or platform.processor() or platform.machine(),
+            "simd": [f for f in SIMD_FLAGS if f in flags]}
+
+
 def environment_report(device: str | torch.device = "auto") -> dict[str, Any]:
     """What a reader needs to compare their run with ours: versions, device, threads."""
     dev = resolve_device(device)

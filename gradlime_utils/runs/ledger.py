@@ -607,6 +607,24 @@ def compare(store_folder: Path, results: Path, rtol: float = 1e-9) -> list[str]:
     return out
 
 
+def machine_notes(store_folder: Path, results: Path) -> list[str]:
+    """The chapters whose stored run was made on another CPU than the new one (or says nothing of its CPU): numbers
+    equal bit for bit only on one kind of processor, so a difference there may be float32 rounding (and a model
+    trained on each), not a change of behaviour. Compare a refactoring against a run of the old code made on the
+    same machine."""
+    notes = []
+    for manifest_path in sorted(Path(store_folder).glob("*/*/manifest.json")):
+        new_path = Path(results) / manifest_path.parent.parent.name / manifest_path.parent.name / "manifest.json"
+        if not new_path.is_file():
+            continue
+        old, new = (json.loads(p.read_text()).get("cpu") for p in (manifest_path, new_path))
+        if old != new:
+            def name(cpu):
+                return "an unrecorded CPU" if not cpu else f"{cpu['model']} ({', '.join(cpu['simd'] or ['?'])})"
+            notes.append(f"{manifest_path.parent.parent.name}: stored on {name(old)}, rerun on {name(new)}")
+    return notes
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m gradlime_utils.runs.ledger", description=__doc__.split("\n\n")[0])
     parser.add_argument("--results", type=Path, required=True, help="the --out folder of reproduce")
@@ -632,6 +650,9 @@ def main(argv=None) -> int:
             print(f"ledger: error: --compare {reference} holds no stored manifests", file=sys.stderr)
             return 2
         differences = compare(reference, source)
+        for line in machine_notes(reference, source):
+            print(f"note: {line}: float32 rounding differs between CPUs, so small differences here need not be a "
+                  f"change of behaviour (compare with a run of the old code on this machine)", file=sys.stderr)
         for line in differences:
             print(f"differs: {line}")
         print(f"ledger: {len(differences)} differences from {reference} (timings aside)", file=sys.stderr)

@@ -36,7 +36,7 @@ from PIL import Image
 
 from gradlime_utils.data.models import QUERY_LOG_ENV
 from gradlime_utils.runs.paper import check
-from gradlime_utils.runtime import DEVICES, PROFILES, resolve_device
+from gradlime_utils.runtime import DEVICES, PROFILES, cpu_record, resolve_device
 from gradlime_utils.runtime import package_versions as versions_of
 from gradlime_utils.runtime import progress_bar as tqdm
 from gradlime_utils.validation import check_like, check_seed
@@ -298,6 +298,7 @@ def run_chapter(plan: Plan, force: bool = False, progress: bool = False) -> dict
     manifest = {"chapter": plan.chapter, "profile": plan.parameters["profile"], "parameters": plan.parameters,
                 "seed": plan.parameters.get("seed"), "device": device_record(plan.parameters["device"]),
                 "code_sha256": code, "versions": versions, "git": git_commit(), "platform": platform.platform(),
+                "cpu": cpu_record(),
                 "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started))}
     try:
         queries = work / "model_queries.json"  # written by the kernel at exit (gradlime_utils.data.models)

@@ -95,6 +95,28 @@ def test_a_rerun_is_compared_with_the_store_number_by_number_timings_aside(tmp_p
     assert main(["--results", str(tmp_path / "same"), "--compare", str(tmp_path), "--out", str(page)]) == 2
 
 
+def test_a_store_made_on_another_cpu_is_named_beside_the_comparison(tmp_path, capsys):
+    """Numbers equal bit for bit only on one kind of processor: --compare says which chapters were stored on
+    another CPU (or on one it cannot name), so a float32-sized difference is not read as a change of behaviour."""
+    from gradlime_utils.runs.ledger import machine_notes
+    from gradlime_utils.runtime import cpu_record
+
+    avx512 = cpu_record("model name\t: Xeon A\nflags\t\t: fpu sse4_2 avx avx2 fma avx512f\n")
+    assert avx512 == {"model": "Xeon A", "simd": ["sse4_2", "avx", "avx2", "fma", "avx512f"]}
+    avx2 = cpu_record("model name\t: Xeon A\nflags\t\t: fpu sse4_2 avx avx2 fma\n")
+    for name, cpu in (("old", avx512), ("same", avx512), ("other", avx2)):
+        folder = fake_run(tmp_path / name, "05_evolime", {"evolime_runs.json": "[]"})
+        manifest = json.loads((folder / "manifest.json").read_text())
+        (folder / "manifest.json").write_text(json.dumps(manifest | {"cpu": cpu}))
+    assert machine_notes(tmp_path / "old", tmp_path / "same") == []
+    assert machine_notes(tmp_path / "old", tmp_path / "other") == [
+        "05_evolime: stored on Xeon A (sse4_2, avx, avx2, fma, avx512f), rerun on Xeon A (sse4_2, avx, avx2, fma)"]
+    assert main(["--results", str(tmp_path / "other"), "--compare", str(tmp_path / "old"),
+                 "--out", str(tmp_path / "page.md")]) == 0  # equal numbers: the note, no failure
+    assert "note: 05_evolime: stored on Xeon A" in capsys.readouterr().err
+    assert set(cpu_record()) == {"model", "simd"}  # this machine's, as a manifest records it
+
+
 def test_a_corrupt_manifest_or_an_unwritable_destination_is_one_clear_line(tmp_path, capsys):
     results = tmp_path / "results"
     fake_run(results, "05_evolime", {"evolime_runs.json": "[]"})

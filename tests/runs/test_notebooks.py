@@ -51,6 +51,7 @@ def test_notebook_runs_in_smoke_profile(notebook, smoke_run):
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["status"] == "ok" and manifest["parameters"]["profile"] == "smoke"
     assert manifest["device"] == {"requested": "cpu", "resolved": "cpu"} and manifest["seed"] == 0
+    assert set(manifest["cpu"]) == {"model", "simd"}  # numbers equal bit for bit only on one kind of CPU
     assert manifest["versions"]["torch"] and len(manifest["code_sha256"]) == 64
     for name in EXPECTED_OUTPUTS.get(notebook.stem, []):
         assert (folder / "results" / name).is_file(), f"{notebook.stem} did not write {name}"
