@@ -20,7 +20,7 @@ from gradlime_utils.methods.surrogate import (MODES, SurrogateExplanation, expla
 from gradlime_utils.metrics.hull import convex_hull_mask, relative_complexity, relative_sensitivity
 from gradlime_utils.metrics.maps import deletion_insertion, occlusion_sensitivity
 from gradlime_utils.plotting import CMAPS, glue
-from gradlime_utils.runtime import (DEVICES, PROFILES, by_profile, check_profile, environment_report, resolve_device,
+from gradlime_utils.runtime import (DEVICES, PROFILES, Size, Sizes, check_profile, environment_report, resolve_device,
                                     write_json, write_rows, set_seed, start_chapter)
 from gradlime_utils.widgets import slider_figure
 
@@ -32,7 +32,7 @@ __all__ = [
     "relative_complexity", "relative_sensitivity", "train_support_models",
     "BinaryDataset", "DATASET_NAMES", "DEVICES", "GradCamResult", "MODEL_NAMES", "MODES", "ModelBundle",
     "Neighborhood", "PROFILES", "SAMPLE_IMAGES", "SEGMENTATIONS", "SurrogateExplanation",
-    "atomic_torch_save", "by_profile", "cache_dir", "check_profile", "config_key", "environment_report",
+    "atomic_torch_save", "Size", "Sizes", "cache_dir", "check_profile", "config_key", "environment_report",
     "explain_gradlime", "explain_lime", "gradcam", "imagenet_class_names", "load_binary_dataset",
     "load_checkpoint", "load_image", "load_model", "mnist_arrays", "resolve_device", "sample_neighborhood",
     "segment_image", "set_seed", "slider_figure", "start_chapter", "stability_curve", "StabilityCurve", "stability_study", "stability_summary", "seeded_neighborhoods",

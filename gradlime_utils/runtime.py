@@ -6,8 +6,11 @@ import json
 import os
 import platform
 import random
+from collections.abc import Mapping
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -55,19 +58,76 @@ def check_profile(profile: str) -> str:
     return check_choice("profile", profile, PROFILES)
 
 
-def by_profile(profile: str, *, smoke: Any, quick: Any, paper: Any, given: Any = None) -> Any:
-    """Pick the value that belongs to ``profile``, unless the chapter's parameter ``given`` is set.
+@dataclass(frozen=True)
+class Size:
+    """One scale setting of a chapter: its value in each profile and what it counts (``help``)."""
 
-    Chapters use it to keep their scale settings in one readable place, with every count a papermill parameter
-    whose default ``None`` means "the profile's value"::
+    smoke: Any
+    quick: Any
+    paper: Any
+    help: str = ""
 
-        num_samples = None  # in the parameters cell
-        num_samples = by_profile(profile, smoke=50, quick=1000, paper=8000, given=num_samples)
+    def __post_init__(self):
+        if not isinstance(self.help, str):
+            raise TypeError(f"help must be a string, got {type(self.help).__name__}")
 
-    The paper rehearsal (``make rehearse``) turns the paper profile's scale down only this way.
+    def value(self, profile: str) -> Any:
+        return getattr(self, check_profile(profile))
+
+
+class Sizes(Mapping):
+    """A chapter's scale in one object: name -> :class:`Size` (its smoke, quick and paper values).
+
+    The chapter's parameters cell declares one papermill parameter, ``sizes``, a dict of overrides by name, and
+    reads every count through :meth:`resolve`, so the parameters cell, the code and the tools that read the
+    scale (the reproduce command's ``-p NAME VALUE``, the paper rehearsal, the power table) cannot disagree::
+
+        SIZES = Sizes(num_samples=Size(40, 1000, 1000, "LIME samples per explanation"))  # in the chapter's module
+        size = SIZES.resolve(profile, {"num_samples": 500})   # in the chapter: size.num_samples == 500
     """
-    value = {"smoke": smoke, "quick": quick, "paper": paper}[check_profile(profile)]
-    return value if given is None else given
+
+    def __init__(self, **sizes: Size):
+        for name, size in sizes.items():
+            if not isinstance(size, Size):
+                raise TypeError(f"size {name!r} must be a Size, got {type(size).__name__}")
+        self._sizes = dict(sizes)
+
+    def __getitem__(self, name: str) -> Size:
+        return self._sizes[name]
+
+    def __iter__(self):
+        return iter(self._sizes)
+
+    def __len__(self) -> int:
+        return len(self._sizes)
+
+    def values_of(self, profile: str) -> dict[str, Any]:
+        """``{name: value}`` of ``profile``, without overrides."""
+        return {name: size.value(profile) for name, size in self._sizes.items()}
+
+    def resolve(self, profile: str, overrides: dict | None = None) -> SimpleNamespace:
+        """The values of ``profile``, each replaced by ``overrides[name]`` where that is given and not ``None``.
+
+        ``TypeError`` when ``overrides`` is not a dict; ``ValueError`` naming an unknown size and listing the
+        chapter's."""
+        values = self.values_of(profile)
+        if overrides is None:
+            overrides = {}
+        if not isinstance(overrides, dict):
+            raise TypeError(f"sizes must be a dict of overrides by name, got {type(overrides).__name__}")
+        unknown = sorted(set(overrides) - set(values))
+        if unknown:
+            raise ValueError(f"sizes: unknown name(s) {unknown}; this chapter's sizes are {sorted(values)}")
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return SimpleNamespace(**values)
+
+    def __repr__(self) -> str:
+        return f"Sizes(smoke / quick / paper:\n{self.table()})"
+
+    def table(self) -> str:
+        """One line per size: ``name: smoke / quick / paper  (help)``, for a reader or ``reproduce --help``."""
+        return "\n".join(f"{name}: {s.smoke!r} / {s.quick!r} / {s.paper!r}" + (f"  ({s.help})" if s.help else "")
+                         for name, s in self._sizes.items())
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:

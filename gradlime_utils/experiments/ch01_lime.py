@@ -16,6 +16,18 @@ from gradlime_utils.methods.surrogate import SurrogateExplanation, explain_gradl
 from gradlime_utils.metrics.nulls import permuted
 from gradlime_utils.metrics.stats import mean_ci
 from gradlime_utils.plotting import pm, save_figure
+from gradlime_utils.runtime import Size, Sizes
+
+#: The chapter's scale in each profile (smoke / quick / paper); the notebook's ``sizes`` parameter overrides by name.
+SIZES = Sizes(
+    num_samples=Size(40, 1000, 1000, "LIME samples per explanation"),
+    stability_seeds=Size(2, 3, 5, "seeds per stability curve"),
+    stability_sizes=Size([20, 40], [100, 250, 500], [100, 250, 500, 1000], "sample sizes N of the curves"),
+    stability_segmentations=Size(["quickshift", "grid"], ["quickshift", "slic"],
+                                 ["quickshift", "slic", "felzenszwalb", "grid"], "segmentations compared"),
+    kernel_sizes=Size([2, 4], [2, 4, 6, 8], [2, 4, 6, 8], "quickshift kernel sizes the slider offers"),
+    max_dists=Size([200], [50, 100, 200], [50, 100, 200], "quickshift max_dist values the slider offers"),
+)
 
 
 def jaccard(a, b) -> float:

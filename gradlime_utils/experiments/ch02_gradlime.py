@@ -18,6 +18,10 @@ from gradlime_utils.methods.neighborhood import Neighborhood, sample_neighborhoo
 from gradlime_utils.methods.surrogate import SurrogateExplanation, explain_gradlime, explain_lime
 from gradlime_utils.plotting import (CMAPS, finish_figure, save_figure, show_activation, show_explanation, show_heatmap,
                                      show_segments)
+from gradlime_utils.runtime import Size, Sizes
+
+#: The chapter's scale in each profile (smoke / quick / paper); the notebook's ``sizes`` parameter overrides by name.
+SIZES = Sizes(num_samples=Size(40, 1000, 1000, "LIME samples per explanation"))
 
 
 @dataclass

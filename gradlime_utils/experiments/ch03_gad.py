@@ -27,7 +27,7 @@ from gradlime_utils.metrics.hull import (HULL_RULES, OCCLUSIONS, convex_hull_mas
                                          relative_sensitivity, share_on_object, supplementary_mask)
 from gradlime_utils.metrics.nulls import ALPHA, decide_intervals, paired_difference, welch_difference
 from gradlime_utils.plotting import CMAPS, NBSP, finish_figure, save_figure
-from gradlime_utils.runtime import progress_bar as tqdm
+from gradlime_utils.runtime import Size, Sizes, progress_bar as tqdm
 from gradlime_utils.validation import check_int, derive_seed
 
 
@@ -46,6 +46,17 @@ PAPER_TABLE1, PAPER_TABLE2 = _paper_tables()  # Table 2: mean RS x 100
 # rule (pixels above 10% of the maximum); rule -> keep.
 HULL_RULE_SETTINGS = {"top_fraction": 0.5, "fraction_of_max": 0.1}
 MODELS = ("real", "null")
+
+#: The chapter's scale in each profile (smoke / quick / paper); the notebook's ``sizes`` parameter overrides by name.
+SIZES = Sizes(
+    alphas=Size([2, 4, 6, 8], [2, 4, 6, 8], [2, 4, 6, 8], "the distancing schedule: one support model per alpha"),
+    per_class=Size(12, 256, 256, "test images per class (256: the paper's 512 images)"),
+    epochs=Size(1, 10, 10, "support-model training epochs"),
+    trainings=Size(2, 2, 3, "support-model trainings per arm, each with its own seed"),
+    classifier_epochs=Size(1, 3, 3, "paper: epochs fine-tuning the ImageNet network into f0"),
+    n_boot=Size(200, 2000, 2000, "bootstrap resamples of the images (intervals over images only)"),
+    shown=Size(4, 6, 6, "images drawn in Figure 5"),
+)
 
 
 @dataclass

@@ -41,8 +41,7 @@ from gradlime_utils.metrics.quantus_bridge import (Failed, NotApplicable, _input
                                                    localisation_metrics, score_attributions, score_many)
 from gradlime_utils.metrics.stats import mean_ci, paired_test
 from gradlime_utils.plotting import CMAPS, NBSP, finish_figure, header, pm
-from gradlime_utils.runtime import by_profile
-from gradlime_utils.runtime import progress_bar as tqdm
+from gradlime_utils.runtime import Size, Sizes, progress_bar as tqdm
 from gradlime_utils.validation import check_int, check_seed, derive_seed
 
 # name in our tables -> quantus.explain method (the GradLIME repository's short names in brackets)
@@ -349,6 +348,26 @@ def benchmark_maps(bundle: ModelBundle, images: np.ndarray, labels: Sequence[int
 LIME_FAMILY = ("LIME", "GradLIME (feature)", "GradLIME (importance)")
 REPO_CONVERSIONS = ("LIME (repo, both signs)", "LIME (repo, positive)", "GradLIME (repo, positive)")
 
+#: The attribution baselines computed by captum (every one of BASELINES but the random control).
+CAPTUM_BASELINES = [b for b in BASELINES if b != "Random (control)"]
+
+#: The chapter's scale in each profile (smoke / quick / paper); the notebook's ``sizes`` parameter overrides by name.
+SIZES = Sizes(
+    photos=Size(2, None, None, "sample photos explained without data_root (None: all of image_names)"),
+    num_samples=Size(50, 1000, 8000, "LIME / GradLIME samples per photo"),
+    n_random_maps=Size(4, 50, 100, "random maps of each kind per chance band"),
+    n_matched=Size(4, 39, 99, "structure-matched random draws per marked method"),
+    baselines=Size(["Saliency", "Grad-CAM"], CAPTUM_BASELINES, CAPTUM_BASELINES, "captum baselines compared"),
+    conversions=Size(["LIME (repo, positive)"], list(REPO_CONVERSIONS), list(REPO_CONVERSIONS),
+                     "the repository's map conversions scored (smoke: does one run at all?)"),
+    stability_seeds=Size(2, 4, 4, "seeds per stability curve"),
+    stability_sizes=Size([20, 40], [100, 250, 500, 1000], [100, 250, 500, 1000], "sample sizes N of the curves"),
+    localisation_seeds=Size([0, 1], [0, 1, 2], [0, 1, 2], "shapes-CNN training seeds"),
+    benchmark_images=Size((400, 8), (1000, 100), (1000, 400), "shapes benchmark (training, test) images"),
+    benchmark_epochs=Size((4, 1), (12, 10), (12, 10), "shapes-CNN and support-model epochs"),
+    benchmark_samples=Size(50, 300, 1000, "LIME samples per benchmark image"),
+)
+
 
 def granularity(method: str) -> str:
     """The random-map kind a method is compared with: LIME's family with random *superpixel* maps (the same
@@ -590,10 +609,10 @@ def localisation_over_seeds(train_set, test_set, seeds: Sequence[int], epochs: i
 
 
 def photo_sources(profile: str, image_names: Sequence[str], data_root=None, n_images: int = 50,
-                  class_name: str | None = None, seed: int = 0) -> list:
+                  class_name: str | None = None, seed: int = 0, photos: int | None = None) -> list:
     """The images the evaluation explains: ``n_images`` of *one* class of ``data_root`` (an ImageNet-validation
-    style folder, as the paper profile uses, so Sufficiency is defined), else the named sample photos (two in
-    ``smoke``). The paper profile without ``data_root`` reads ``$GRADLIME_DATA/imagenet_val`` (see
+    style folder, as the paper profile uses, so Sufficiency is defined), else the first ``photos`` of the named
+    sample photos (``None``: all of them; :data:`SIZES` gives two in ``smoke``). The paper profile without ``data_root`` reads ``$GRADLIME_DATA/imagenet_val`` (see
     :func:`gradlime_utils.data.datasets.default_imagenet_val`) and stops with instructions when it is not there."""
     if data_root is None and profile == "paper":
         data_root = default_imagenet_val()
@@ -604,7 +623,9 @@ def photo_sources(profile: str, image_names: Sequence[str], data_root=None, n_im
                 f"`python -m gradlime_utils.runs.fetch --datasets imagenet_val` says how to get them")
     if data_root is not None:
         return one_class_files(data_root, n_images, seed=seed, class_name=class_name)[1]
-    return by_profile(profile, smoke=list(image_names)[:2], quick=list(image_names), paper=list(image_names))
+    if photos is not None:
+        check_int("photos", photos, low=1)
+    return list(image_names)[:photos]
 
 
 def plot_method_maps(image: np.ndarray, title: str, maps: Mapping[str, np.ndarray], cols: int = 6, path=None):

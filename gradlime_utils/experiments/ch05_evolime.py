@@ -15,7 +15,21 @@ from gradlime_utils.methods.neighborhood import sample_neighborhood
 from gradlime_utils.methods.surrogate import explain_lime
 from gradlime_utils.metrics.nulls import ALPHA, adjust_pvalues, random_search, welch_difference
 from gradlime_utils.plotting import finish_figure, show_explanation
+from gradlime_utils.runtime import Size, Sizes
 from gradlime_utils.validation import derive_seed
+
+#: The chapter's scale in each profile (smoke / quick / paper); the notebook's ``sizes`` parameter overrides by name.
+SIZES = Sizes(
+    models=Size(["efficientnet_lite0"], ["efficientnet_lite0"], ["resnet18", "densenet121", "mobilenet_v2"],
+                "networks explained"),
+    photos=Size(1, None, None, "photos explained (None: all of image_names)"),
+    population=Size(6, 20, 20, "GA population P"),
+    generations=Size(3, 20, 20, "GA generations g"),
+    runs=Size(2, 8, 110, "GA runs per image and network (paper: chosen by power; the paper's 30)"),
+    draws=Size(2, 8, 110, "random searches of the GA's query budget (paper: chosen by power)"),
+    lime_samples=Size(60, 1000, 1000, "LIME's N (its default 1000)"),
+    populations=Size([4, 6], [10, 20, 40], [10, 20, 40], "GA populations the slider compares"),
+)
 
 
 def lime_best_k(bundle: ModelBundle, image: np.ndarray, explanation, target: int, hide_color=0) -> np.ndarray:

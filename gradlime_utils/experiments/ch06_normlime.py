@@ -20,6 +20,7 @@ from gradlime_utils.methods.surrogate import explain_lime, superpixel_means
 from gradlime_utils.metrics.nulls import adjust_pvalues, bootstrap, mc_pvalue, random_ranking
 from gradlime_utils.metrics.stats import mean_ci
 from gradlime_utils.plotting import CMAPS, finish_figure, pm
+from gradlime_utils.runtime import Size, Sizes
 from gradlime_utils.validation import check_int, derive_seed
 
 
@@ -140,6 +141,18 @@ def bootstrap_agreement(explanations: Sequence[LocalExplanation], num_features: 
 
 
 RANKINGS = ("NormLIME", "LIME-average", "ink")
+
+#: The chapter's scale in each profile (smoke / quick / paper); the notebook's ``sizes`` parameter overrides by name.
+SIZES = Sizes(
+    per_class=Size(3, 30, 100, "LIME explanations per digit"),
+    num_samples=Size(60, 300, 1000, "LIME samples per explanation"),
+    n_boot=Size(20, 200, 500, "bootstrap resamples of the explanation set"),
+    fractions=Size([0.2], [0.1, 0.2], [0.1, 0.2, 0.3, 0.5, 0.7, 0.9], "fractions of the cells kept (KAR)"),
+    kar_seeds=Size([0, 1], [0, 1, 2, 3, 4], [0, 1, 2, 3, 4], "KAR training seeds, paired across rankings"),
+    n_random=Size(2, 19, 359, "random rankings, one retraining seed each (paper: chosen by power)"),
+    kar_epochs=Size(1, 3, 6, "epochs per KAR retraining"),
+    kar_train_images=Size(400, None, None, "training digits per KAR retraining (None: all)"),
+)
 
 
 def kar_comparison(kar: dict, fractions, reference: str = "LIME-average", method: str = "NormLIME",

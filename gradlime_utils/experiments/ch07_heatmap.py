@@ -24,6 +24,7 @@ from gradlime_utils.metrics.nulls import (ALPHA, RANDOM_HEATMAPS, adjust_pvalues
                                           permutation_pvalue, random_heatmaps, shift_pvalue)
 from gradlime_utils.metrics.stats import mean_ci, paired_test
 from gradlime_utils.plotting import finish_figure, show_heatmap
+from gradlime_utils.runtime import Size, Sizes
 from gradlime_utils.validation import check_rgb_image, ranking
 
 
@@ -155,6 +156,19 @@ def photos_study(models: Sequence[str], sources: Sequence, device: str = "cpu", 
 
 
 HEATMAP_METHODS = ("LIME linear", "LIME tree", "Grad-CAM")
+
+#: The chapter's scale in each profile (smoke / quick / paper); the notebook's ``sizes`` parameter overrides by name.
+SIZES = Sizes(
+    models=Size(["efficientnet_lite0"], ["efficientnet_lite0"], ["googlenet", "squeezenet1_1"],
+                "networks explained"),
+    photos=Size(1, None, None, "sample photos explained without data_root (None: all of image_names)"),
+    num_samples=Size(64, 2048, 2048, "LIME samples (MATLAB imageLIME's NumSamples)"),
+    steps=Size(5, 20, 20, "deletion / insertion curve steps"),
+    n_random=Size(2, 39, 2399, "random maps of each kind per photo (paper: chosen by power)"),
+    n_perm=Size(10, 100, 200, "superpixel permutations per agreement p-value"),
+    shown=Size(1, 4, 6, "photos drawn in H-1/H-2"),
+    thresholds=Size([10, 30], [5, 10, 20, 40], [5, 10, 20, 40], "top-percent thresholds of the agreement curve"),
+)
 
 
 def study_frames(rows: list[dict]):

@@ -19,7 +19,7 @@ import torch
 from gradlime_utils.data.datasets import _find_cub_root, default_data_root, default_imagenet_val
 from gradlime_utils.data.models import _torchvision_spec, torchvision_weights_path
 
-# Weights each chapter's paper branch loads (the lists in the chapters' `by_profile(..., paper=[...])` calls; the
+# Weights each chapter's paper branch loads (the chapters' paper model lists, several in their SIZES; the
 # rehearsal fails when the two differ). Chapter 03 reads its `arch` parameter instead.
 PAPER_WEIGHTS = {
     "00_setup_and_models": ["resnet18", "vgg16"],

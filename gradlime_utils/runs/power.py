@@ -7,7 +7,7 @@ each row), and the multiplicity control the chapter applies (Benjamini-Hochberg 
 at its hardest, one true effect among them, it asks the smallest p-value to reach ``0.05 / cells``). From these,
 the number of units that gives 80% power (``gradlime_utils.metrics.stats.n_for_power``), the number of random draws a
 rank p-value needs to be able to reach that bar (``gradlime_utils.metrics.stats.draws_for_rank_test``), the size the
-paper profile uses (``PAPER_SIZES``, the chapters' ``by_profile(..., paper=...)`` values, tested equal), and
+paper profile uses (:func:`paper_sizes`: the chapters' ``SIZES``, read, not copied), and
 the GPU time the needed size would take, scaled from the chapter's estimate (``gradlime_utils.runs.paper.GPU_HOURS``).
 
 ``python -m gradlime_utils.runs.power --store book/ledger --update book/reproducing.md`` rewrites the table in
@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 from scipy import stats as st
 
+from gradlime_utils.experiments import CHAPTER_MODULES, chapter_sizes
 from gradlime_utils.metrics.stats import draws_for_rank_test, n_for_power
 from gradlime_utils.runs.paper import GPU_HOURS
 
@@ -35,15 +36,16 @@ ALPHA = 0.05
 POWER = 0.8
 DAY_HOURS = 24.0
 
-# The paper profile's sizes that the power table judges: the chapters' `by_profile(..., paper=...)` values (and
-# 04's `n_images` default). tests/runs/test_power.py reads the notebooks and fails when one of them differs.
-PAPER_SIZES = {
-    "03_gad": {"trainings": 3},
-    "04_evaluation": {"n_images": 50, "n_random": 100, "n_matched": 99},
-    "05_evolime": {"runs": 110, "draws": 110},
-    "06_normlime": {"n_random": 359},
-    "07_lime_heatmap_vs_gradcam": {"max_images": 20, "n_random": 2399},
-}
+# Two sizes the power table judges that are parameters, not SIZES: their defaults in the chapters' parameters cells
+# (tests/runs/test_power.py reads the notebooks and fails when one differs).
+PARAMETER_SIZES = {"04_evaluation": {"n_images": 50}, "07_lime_heatmap_vs_gradcam": {"max_images": 20}}
+
+
+def paper_sizes() -> dict[str, dict]:
+    """Chapter -> the paper profile's sizes: its ``SIZES`` paper values and :data:`PARAMETER_SIZES`."""
+    return {chapter: {**chapter_sizes(chapter).values_of("paper"), **PARAMETER_SIZES.get(chapter, {})}
+            for chapter in CHAPTER_MODULES}
+
 
 # Cells of the paper profile's tables that share one Benjamini-Hochberg control (the chapters' designs).
 PAPER_CELLS = {
@@ -130,7 +132,7 @@ def power_table(store: str | Path) -> list[PowerRow]:
     if not store.is_dir():
         raise FileNotFoundError(f"store must be the ledger's store folder, got {store} (not a folder)")
     rows: list[PowerRow] = []
-    sizes = PAPER_SIZES
+    sizes = paper_sizes()
 
     # 03 GAD: real - null over trainings (Welch), Table 1's share of images with RC < 1.
     gad = _load(store, "03_gad", "gad_tables.json")
@@ -158,7 +160,7 @@ def power_table(store: str | Path) -> list[PowerRow]:
     rows[-1].why = ("one ImageNet class holds 50 validation images; more needs several classes (the repository's "
                     "--NumFile), which chapter 04 does not read yet")
     rows.append(_draws_row("04_evaluation", "the same table's verdicts (rank p-values, BH over the table)",
-                           "random maps per chance band", "04 faithfulness", sizes["04_evaluation"]["n_random"],
+                           "random maps per chance band", "04 faithfulness", sizes["04_evaluation"]["n_random_maps"],
                            per_draw_share=0.9))
     by = {}
     for s in ev["stability"]:

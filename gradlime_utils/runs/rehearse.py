@@ -3,7 +3,7 @@
 Every chapter runs with ``profile="paper"`` on the CPU, through the same ``reproduce`` code a GPU user runs, against
 the tiny datasets and randomly initialised torchvision weights of :mod:`gradlime_utils.runs.fixtures` (built in the
 output folder, with ``$TORCH_HOME`` and ``$GRADLIME_DATA`` pointing at them). The scale is turned down only through
-the chapters' declared count parameters (:data:`REHEARSAL`); every cell of every paper branch executes. Then:
+the chapters' sizes and declared parameters (:data:`REHEARSAL`); every cell of every paper branch executes. Then:
 
 * the pre-flight check (``reproduce --check``) must fail on an empty machine and pass with the fixtures;
 * what each chapter read (weights files, datasets; the manifests' ``inputs``) must be exactly what the check says
@@ -28,7 +28,8 @@ from gradlime_utils.runs.paper import PAPER_WEIGHTS, chapter_needs, check
 from gradlime_utils.runs.reproduce import NOTEBOOK_DIR, chapters, plan_runs
 from gradlime_utils.runtime import progress_bar as tqdm
 
-# Counts turned down through each chapter's declared parameters (their paper defaults stay the papers').
+# Counts turned down through each chapter's sizes (its experiments module's SIZES) and declared parameters; their
+# paper values stay the papers'.
 REHEARSAL = {
     "00_setup_and_models": {},
     "01_lime": {"num_samples": 30, "stability_seeds": 2, "stability_sizes": [10, 20]},
@@ -49,17 +50,19 @@ FIXTURE_PARAMETERS = {"07_lime_heatmap_vs_gradcam": {"data_root": "photos"}}
 VARIANTS = [("03_gad-cub", "03_gad", {"dataset": "cub_warbler_sparrow", "null": None})]
 
 
-PAPER_BRANCH = re.compile(r'profile\s*[!=]=\s*"paper"|\bpaper\s*=')
+PAPER_BRANCH = re.compile(r'profile\s*[!=]=\s*"paper"')
 
 
 def paper_chapters(notebook_dir: Path | None = None) -> dict[str, list[str]]:
-    """Chapter -> the code lines of its paper branches (``profile == "paper"`` tests and ``by_profile(paper=...)``
-    values), for every chapter that has any."""
+    """Chapter -> its paper branches: the code lines that test ``profile == "paper"`` and the sizes whose paper
+    value differs from the quick one (``SIZES.NAME: paper=VALUE``), for every chapter that has any."""
     out = {}
     for name, path in chapters(notebook_dir or NOTEBOOK_DIR).items():
         cells = json.loads(path.read_text())["cells"]
         lines = [line.strip() for c in cells if c["cell_type"] == "code"
                  for line in "".join(c["source"]).splitlines() if PAPER_BRANCH.search(line)]
+        lines += [f"SIZES.{key}: paper={size.paper!r}" for key, size in reproduce.chapter_scale(name).items()
+                  if size.paper != size.quick]
         if lines:
             out[name] = lines
     return out

@@ -7,6 +7,9 @@
         -p dataset=oxford_pets -p arch=resnet18
     python -m gradlime_utils.runs.reproduce --chapter all --profile paper --check   # what is missing, nothing runs
 
+``-p NAME=VALUE`` sets a parameter of the chapter's parameters cell or one of the chapter's sizes (its experiments
+module's ``SIZES``, e.g. ``-p per_class=64``), which reaches the notebook inside its one ``sizes`` parameter.
+
 Each chapter's executed notebook, figures and result tables go to ``OUT/<chapter>/<profile>/`` together with a
 ``manifest.json`` (parameters, package versions, git commit, device, seed, wall time, a SHA-256 of every result
 file and of the code that produced them). A chapter is first run in a temporary folder beside its final one and
@@ -35,8 +38,9 @@ import torch
 from PIL import Image
 
 from gradlime_utils.data.models import QUERY_LOG_ENV
+from gradlime_utils.experiments import CHAPTER_MODULES, chapter_sizes
 from gradlime_utils.runs.paper import check
-from gradlime_utils.runtime import DEVICES, PROFILES, cpu_record, resolve_device
+from gradlime_utils.runtime import DEVICES, PROFILES, Sizes, cpu_record, resolve_device
 from gradlime_utils.runtime import package_versions as versions_of
 from gradlime_utils.runtime import progress_bar as tqdm
 from gradlime_utils.validation import check_like, check_seed
@@ -182,34 +186,37 @@ class Plan:
     final_dir: Path
 
 
-def profile_examples(notebook: Path) -> dict:
-    """``{name: the paper profile's value}`` for every ``name = gu.by_profile(profile, ..., given=name)`` line of a
-    chapter whose values are literals: what a count parameter with the default ``None`` takes, read from the code."""
-    examples = {}
-    cells = json.loads(notebook.read_text())["cells"]
-    for cell in cells:
-        if cell["cell_type"] != "code":
-            continue
-        source = "\n".join(l for l in "".join(cell["source"]).splitlines() if not l.lstrip().startswith(("%", "!")))
-        try:
-            tree = ast.parse(source)
-        except SyntaxError:
-            continue
-        for node in ast.walk(tree):
-            if not (isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "by_profile"):
-                continue
-            keywords = {k.arg: k.value for k in node.keywords}
-            given = keywords.get("given")
-            if isinstance(given, ast.Name) and "paper" in keywords:
-                with contextlib.suppress(ValueError, SyntaxError, TypeError):
-                    examples[given.id] = ast.literal_eval(keywords["paper"])
-    return examples
+def chapter_scale(chapter: str):
+    """The chapter's :class:`~gradlime_utils.runtime.Sizes` (``SIZES`` of its experiments module), or an empty
+    one for a notebook that is not one of the book's chapters."""
+    if chapter not in CHAPTER_MODULES:
+        return Sizes()
+    return chapter_sizes(chapter)
+
+
+def split_sizes(chapter: str, overrides: dict, declared: dict) -> tuple[dict, dict]:
+    """``(parameters, sizes)``: ``-p NAME=VALUE`` for a name of the chapter's ``SIZES`` that the parameters cell
+    does not declare goes into the notebook's one ``sizes`` parameter (merged with a ``-p sizes={...}`` given
+    too); every other override stays a parameter. A ``ReproduceError`` names a size the chapter does not have."""
+    scale = chapter_scale(chapter)
+    sizes = {k: v for k, v in overrides.items() if k in scale and k not in declared}
+    params = {k: v for k, v in overrides.items() if k not in sizes}
+    given = params.pop("sizes", None)
+    if given is not None:
+        if not isinstance(given, dict):
+            raise ReproduceError(f"-p sizes={given!r} (chapter {chapter}): sizes must be a dict of sizes by name, "
+                                 f"e.g. -p 'sizes={{\"num_samples\": 500}}', or give each as -p NAME=VALUE")
+        sizes = {**given, **sizes}
+    unknown = sorted(set(sizes) - set(scale))
+    if unknown:
+        raise ReproduceError(f"chapter {chapter} has no size(s) {unknown}; its sizes are {sorted(scale)}")
+    return params, sizes
 
 
 def check_override(chapter: str, key: str, value, default, example=None) -> None:
     """Refuse a ``-p`` value before any chapter starts: ``seed`` by the package's seed rule; any other parameter by
-    the kind of its default in the chapter's parameters cell, or, for a count whose default is ``None``, of the
-    profile's value the chapter's ``by_profile`` line gives (``example``), through the package's one rule
+    the kind of its default in the chapter's parameters cell, or, for one of the chapter's sizes, of its paper
+    profile's value in the chapter's ``SIZES`` (``example``), through the package's one rule
     (:func:`gradlime_utils.validation.check_like`). ``None`` passes where the default is ``None``, text, a list or
     a dict, which the chapters read as "the profile's value" or "none of these"."""
     where = f"-p {key}={value!r} (chapter {chapter})"
@@ -244,17 +251,22 @@ def plan_runs(chapter: str, profile: str, device: str, out: Path, overrides: dic
     plans = []
     for name in names:
         declared = declared_parameters(available[name])
-        unknown = sorted(set(overrides) - set(declared))
+        given, sizes = split_sizes(name, overrides, declared)
+        unknown = sorted(set(given) - set(declared))
         if unknown:
             raise ReproduceError(f"chapter {name} does not declare parameter(s) {unknown}; it declares "
-                                 f"{sorted(declared)}")
-        defaults, examples = declared_values(available[name]), profile_examples(available[name])
-        for key, value in overrides.items():
-            check_override(name, key, value, defaults.get(key), examples.get(key))
+                                 f"{sorted(declared)} and the sizes {sorted(chapter_scale(name))}")
+        defaults, scale = declared_values(available[name]), chapter_scale(name)
+        for key, value in given.items():
+            check_override(name, key, value, defaults.get(key))
+        for key, value in sizes.items():
+            check_override(name, key, value, None, scale[key].paper)
         params = {"profile": profile, "device": device, "seed": declared.get("seed", 0) or 0}
         if isinstance(params["seed"], str):
             params["seed"] = int(params["seed"])
-        params.update(overrides)
+        params.update(given)
+        if sizes:
+            params["sizes"] = sizes
         plans.append(Plan(name, available[name], params, out / name / profile))
     return plans
 
@@ -457,7 +469,9 @@ def main(argv=None) -> int:
     parser.add_argument("--device", default="auto", help=f"one of {list(DEVICES)}")
     parser.add_argument("--out", type=Path, help="results folder (required unless --check)")
     parser.add_argument("-p", "--parameter", action="append", default=[], metavar="KEY=VALUE",
-                        help="a notebook parameter (repeatable); values are read as Python literals when possible")
+                        help="a notebook parameter or one of the chapter's sizes (its experiments module's SIZES, "
+                             "e.g. -p num_samples=500; repeatable); values are read as Python literals when "
+                             "possible")
     parser.add_argument("--force", action="store_true", help="run even when a matching manifest exists")
     parser.add_argument("--check", action="store_true",
                         help="run nothing: list the weights and data each chapter needs, where they were looked for, "

@@ -25,17 +25,44 @@ def test_set_seed_makes_a_gpu_run_repeatable_and_full_precision():
     assert not torch.backends.cudnn.allow_tf32 and not torch.backends.cuda.matmul.allow_tf32
 
 
-def test_by_profile_picks_the_value_of_the_profile():
-    assert gu.by_profile("smoke", smoke=1, quick=2, paper=3) == 1
-    assert gu.by_profile("paper", smoke=1, quick=2, paper=3) == 3
+def test_sizes_resolve_the_profile_and_the_overrides():
+    sizes = gu.Sizes(n=gu.Size(1, 2, 3, "draws"), names=gu.Size(["a"], ["a", "b"], None))
+    assert vars(sizes.resolve("smoke")) == {"n": 1, "names": ["a"]}
+    assert vars(sizes.resolve("paper", {})) == {"n": 3, "names": None}
     with pytest.raises(ValueError, match="profile"):
-        gu.by_profile("huge", smoke=1, quick=2, paper=3)
-    # a chapter parameter that is set wins in every profile; None keeps the profile's value (0 is a value)
-    assert gu.by_profile("paper", smoke=1, quick=2, paper=3, given=7) == 7
-    assert gu.by_profile("paper", smoke=1, quick=2, paper=3, given=None) == 3
-    assert gu.by_profile("quick", smoke=1, quick=2, paper=3, given=0) == 0
-    with pytest.raises(ValueError, match="profile"):
-        gu.by_profile("huge", smoke=1, quick=2, paper=3, given=7)
+        sizes.resolve("huge")
+    # an override wins in every profile; None keeps the profile's value (0 is a value)
+    assert sizes.resolve("paper", {"n": 7}).n == 7
+    assert sizes.resolve("paper", {"n": None}).n == 3
+    assert sizes.resolve("quick", {"n": 0}).n == 0
+    with pytest.raises(ValueError, match=r"unknown name\(s\) \['m'\].*\['n', 'names'\]"):
+        sizes.resolve("quick", {"m": 1})
+    with pytest.raises(TypeError, match="sizes must be a dict"):
+        sizes.resolve("quick", [("n", 1)])
+    assert sizes.values_of("quick") == {"n": 2, "names": ["a", "b"]} and list(sizes) == ["n", "names"]
+    assert sizes.table().splitlines()[0] == "n: 1 / 2 / 3  (draws)"
+
+
+def test_every_chapter_reads_its_scale_from_its_sizes():
+    """The parameters cell declares one ``sizes`` dict, the setup resolves it through the chapter's own module's
+    ``SIZES``, and no chapter picks a value by profile in its own code (``by_profile`` is gone; ``profile ==``
+    tests pick models and datasets for the paper, never a count)."""
+    import json
+    import re
+
+    from gradlime_utils.experiments import CHAPTER_MODULES, chapter_sizes
+
+    root = Path(__file__).resolve().parents[2]
+    for chapter, module in CHAPTER_MODULES.items():
+        cells = json.loads((root / "notebooks" / f"{chapter}.ipynb").read_text())["cells"]
+        code = ["".join(c["source"]) for c in cells if c["cell_type"] == "code"]
+        params = next(c for c in cells if "parameters" in c["metadata"].get("tags", []))
+        assert re.search(rf"^sizes = \{{\}}  # overrides of {module}\.SIZES", "".join(params["source"]), re.M), chapter
+        resolved = [c for c in code if re.search(rf"^size = (?:{module}\.)?SIZES\.resolve\(profile, sizes\)$", c, re.M)]
+        assert len(resolved) == 1, chapter
+        assert not any("by_profile" in c or re.search(r'profile [!=]= "(smoke|quick)"', c) for c in code), chapter
+        used = set(re.findall(r"\bsize\.(\w+)", "\n".join(code)))
+        assert used == set(chapter_sizes(chapter)), f"{chapter}: used {sorted(used)}, SIZES {sorted(chapter_sizes(chapter))}"
 
 
 def test_start_chapter_checks_seeds_and_makes_the_output_folder(tmp_path, monkeypatch):

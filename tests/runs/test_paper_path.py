@@ -76,9 +76,12 @@ def test_every_chapter_with_a_paper_branch_is_rehearsed():
     assert rehearse.unrehearsed(branches) == []
     # and the rule can fail: a chapter with a paper branch but no rehearsal entry is reported
     assert rehearse.unrehearsed({**branches, "99_new": ["if profile == \"paper\":"]}) == ["99_new"]
-    for chapter, params in rehearse.REHEARSAL.items():  # only declared parameters turn the scale down
+    for chapter, params in rehearse.REHEARSAL.items():  # only sizes and declared parameters turn the scale down
         declared = reproduce.declared_values(reproduce.NOTEBOOK_DIR / f"{chapter}.ipynb")
-        assert set(params) <= set(declared), chapter
+        assert set(params) <= set(declared) | set(reproduce.chapter_scale(chapter)), chapter
+    # a size whose paper value is the quick one is no paper branch; one that differs is
+    assert "SIZES.n_random: paper=359" in branches["06_normlime"]
+    assert not any(line.startswith("SIZES.num_samples") for line in branches["02_gradlime"])
 
 
 def test_rehearsal_compares_what_a_chapter_read_with_what_check_lists():

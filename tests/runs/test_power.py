@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from scipy import stats as st
 
+import gradlime_utils as gu
 from gradlime_utils.runs import power
 from gradlime_utils.metrics.stats import draws_for_rank_test, n_for_power, t_test_power
 
@@ -78,21 +79,28 @@ def test_the_power_functions_refuse_bad_input(call, exc, fragment):
         call()
 
 
-def _paper_values(chapter: str) -> dict[str, int]:
-    """`name = gu.by_profile(..., paper=N, given=name)` and plain `name = N` assignments of a chapter's code."""
+def _parameter_defaults(chapter: str) -> dict[str, int]:
+    """Plain ``name = N`` assignments of a chapter's parameters cell."""
     cells = json.loads((ROOT / "notebooks" / f"{chapter}.ipynb").read_text())["cells"]
-    code = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
-    found = {m.group(1): int(m.group(2)) for m in
-             re.finditer(r"(\w+) = gu\.by_profile\(profile,[^)]*?paper=(\d+)", code, re.S)}
-    found.update({m.group(1): int(m.group(2)) for m in re.finditer(r"^(n_images|max_images) = (\d+)", code, re.M)})
-    return found
+    params = next("".join(c["source"]) for c in cells if "parameters" in c["metadata"].get("tags", []))
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+) = (\d+)\b", params, re.M)}
 
 
-@pytest.mark.parametrize("chapter", sorted(power.PAPER_SIZES))
-def test_the_table_judges_the_sizes_the_chapters_really_use(chapter):
-    values = _paper_values(chapter)
-    for name, size in power.PAPER_SIZES[chapter].items():
+@pytest.mark.parametrize("chapter", sorted(power.PARAMETER_SIZES))
+def test_the_table_judges_the_parameter_defaults_the_chapters_really_use(chapter):
+    values = _parameter_defaults(chapter)
+    for name, size in power.PARAMETER_SIZES[chapter].items():
         assert values.get(name) == size, f"{chapter}: {name} is {values.get(name)} in the notebook, {size} in power"
+
+
+def test_the_table_reads_the_paper_sizes_from_the_chapters_sizes(monkeypatch):
+    from gradlime_utils.experiments import ch06_normlime
+
+    assert power.paper_sizes()["06_normlime"]["n_random"] == ch06_normlime.SIZES["n_random"].paper
+    row = next(r for r in power.power_table(STORE) if r.chapter == "06_normlime")
+    changed = gu.Sizes(**{**ch06_normlime.SIZES, "n_random": gu.Size(2, 19, 7)})
+    monkeypatch.setattr(ch06_normlime, "SIZES", changed)
+    assert next(r for r in power.power_table(STORE) if r.chapter == "06_normlime").n_used == 7 != row.n_used
 
 
 def test_the_paper_profile_follows_the_table_or_says_why_not():

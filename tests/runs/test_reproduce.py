@@ -91,6 +91,26 @@ def test_the_real_chapters_declare_the_common_parameters(tmp_path):
         plan_runs("03_gad", "smoke", "cpu", tmp_path, {"image_names": ["x"]})
 
 
+def test_a_size_given_with_p_goes_into_the_chapters_sizes_parameter(tmp_path):
+    """``-p per_class=4`` reaches chapter 03 as ``sizes={"per_class": 4}``, checked against the kind of its paper
+    value; a size the chapter does not have, or of the wrong kind, stops the run before anything starts."""
+    (plan,) = plan_runs("03_gad", "paper", "cpu", tmp_path, {"per_class": 4, "epochs": 1, "arch": "vgg16"})
+    assert plan.parameters["sizes"] == {"per_class": 4, "epochs": 1} and plan.parameters["arch"] == "vgg16"
+    assert "per_class" not in plan.parameters
+    (plan,) = plan_runs("03_gad", "quick", "cpu", tmp_path, {"sizes": {"trainings": 3}, "per_class": 4})
+    assert plan.parameters["sizes"] == {"trainings": 3, "per_class": 4}
+    (plan,) = plan_runs("03_gad", "quick", "cpu", tmp_path, {})
+    assert "sizes" not in plan.parameters  # a run without overrides records the same parameters as before
+    with pytest.raises(ReproduceError, match=r"03_gad has no size\(s\) \['n_perm'\]"):
+        plan_runs("03_gad", "quick", "cpu", tmp_path, {"sizes": {"n_perm": 3}})
+    with pytest.raises(ReproduceError, match="per_class.*must be an integer"):
+        plan_runs("03_gad", "quick", "cpu", tmp_path, {"per_class": 2.5})
+    with pytest.raises(ReproduceError, match="sizes must be a dict"):
+        plan_runs("03_gad", "quick", "cpu", tmp_path, {"sizes": "per_class=4"})
+    with pytest.raises(ReproduceError, match=r"does not declare parameter\(s\) \['n_perm'\].*and the sizes"):
+        plan_runs("03_gad", "quick", "cpu", tmp_path, {"n_perm": 3})
+
+
 def test_relative_paths_resolve_against_the_callers_folder(book, tmp_path, monkeypatch, write_chapter):
     nbs, _ = book
     elsewhere = tmp_path / "elsewhere"
